@@ -1,0 +1,1 @@
+"""The ``pfd`` command line: one module per command, thin, lazy imports."""

@@ -1,0 +1,71 @@
+"""``pfd``: the typer application and its one-line error handling."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="pfd",
+    help="Pre-train, fine-tune, distill: material-specific force fields from "
+    "universal ones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn known errors into one line on stderr and a non-zero exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pfd.errors import PFDError
+
+        try:
+            return func(*args, **kwargs)
+        except PFDError as err:
+            if _state["debug"]:
+                raise
+            typer.echo(f"Error: {err}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            typer.echo("Interrupted: run the same command again to resume.", err=True)
+            sys.exit(130)
+        except Exception as err:
+            if _state["debug"]:
+                raise
+            first = str(err).splitlines()[0] if str(err) else ""
+            typer.echo(
+                f"Error: unexpected {type(err).__name__}: {first} "
+                "(rerun with 'pfd --debug ...' for the traceback)",
+                err=True,
+            )
+            sys.exit(2)
+
+    return wrapper
+
+
+def _register() -> None:
+    from pfd.cli import run, status, test
+
+    for module in (run, status, test):
+        app.command(module.NAME, help=module.__doc__)(friendly(module.command))
+
+
+_register()

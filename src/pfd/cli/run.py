@@ -1,0 +1,28 @@
+"""Run (or resume) the whole workflow described by one YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+NAME = "run"
+
+
+def command(
+    config: Annotated[Path, typer.Argument(help="The run's YAML file.")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", "-d", help="Override run_dir from the YAML."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    from pfd.config import load_config
+    from pfd.finetune import run_finetune
+    from pfd.progress import Reporter
+
+    cfg = load_config(config)
+    if run_dir is not None:
+        cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
+    run_finetune(cfg, Reporter(quiet=quiet))

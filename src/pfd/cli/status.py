@@ -1,0 +1,65 @@
+"""Show a run's progress: labels, errors on new DFT frames per iteration, convergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+NAME = "status"
+
+
+def command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the state as JSON.")
+    ] = False,
+) -> None:
+    import json
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pfd.db import RunDB
+    from pfd.errors import PFDError
+    from pfd.state import DB, RunState
+
+    if not (run_dir / DB).exists():
+        raise PFDError(f"'{run_dir}' is not a pfd run directory (no {DB}); check the path")
+    db = RunDB(run_dir / DB)
+    state = RunState.load(run_dir)
+    counts = {
+        s: db.count(status=s) for s in ("labelled", "failed", "pending")
+    }
+    if json_out:
+        typer.echo(json.dumps({"frames": counts, **asdict(state)}, indent=2))
+        return
+    table = Table(title=f"pfd run {run_dir}")
+    for col in ("iter", "trained on", "new DFT", "failed", "force RMSE eV/Å",
+                "energy RMSE meV/atom", "stress RMSE GPa", "converged"):
+        table.add_column(col, justify="right")
+    if state.foundation:
+        f = state.foundation
+        table.add_row(
+            "0 (foundation)", "0", str(f["n_frames"]),
+            str(db.count(iteration=0, status="failed")),
+            f"{f['force_rmse_eV_A']:.3f}", f"{f['energy_rmse_eV_atom'] * 1000:.1f}",
+            "-" if f["stress_rmse_GPa"] is None else f"{f['stress_rmse_GPa']:.2f}", "",
+        )
+    for r in state.iterations:
+        table.add_row(
+            str(r.iteration), str(r.n_train), str(r.n_new), str(r.n_failed),
+            "-" if r.force_rmse_eV_A is None else f"{r.force_rmse_eV_A:.3f}",
+            "-" if r.energy_rmse_eV_atom is None else f"{r.energy_rmse_eV_atom * 1000:.1f}",
+            "-" if r.stress_rmse_GPa is None else f"{r.stress_rmse_GPa:.2f}",
+            "yes" if r.converged else "no",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"frames: {counts['labelled']} labelled, {counts['failed']} failed, "
+        f"{counts['pending']} pending; "
+        + (f"final model: {state.final_model}" if state.finished else "run not finished")
+    )

@@ -1,0 +1,250 @@
+"""The YAML schema of a run: pydantic models with every default written here, once.
+
+Units are in the field names (``temperature_K``, ``timestep_fs``, ``pressure_bar``).
+Code below :func:`load_config` receives these models, never raw dictionaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pfd.errors import ConfigError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StructureConfig(_Model):
+    """One input structure file (any format ``ase.io.read`` understands)."""
+
+    path: Path = Field(description="Structure file, relative to the YAML file.")
+    index: str = Field("-1", description="ase.io index: '-1' last frame, ':' all.")
+    supercell: tuple[int, int, int] = (1, 1, 1)
+    format: str | None = Field(None, description="ase.io format, guessed if absent.")
+
+
+class ModelConfig(_Model):
+    """The foundation model that is fine-tuned."""
+
+    backend: Literal["sevennet"] = "sevennet"
+    checkpoint: str = Field(
+        "7net-0",
+        description="A checkpoint shipped with the backend (e.g. '7net-0') "
+        "or a path to a local checkpoint file.",
+    )
+    device: str = "cpu"
+    threads: int = Field(2, ge=1, description="torch threads for training and MD.")
+
+
+class FineTuneConfig(_Model):
+    """How the foundation model is trained on the DFT frames (each iteration)."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(4, ge=1)
+    learning_rate: float = Field(0.002, gt=0)
+    lr_decay: float = Field(0.95, gt=0, le=1, description="Per-epoch exponential decay.")
+    force_weight: float = Field(1.0, ge=0)
+    stress_weight: float = Field(0.01, ge=0)
+    refit_e0: bool = Field(
+        True, description="Refit per-element reference energies before training."
+    )
+    from_foundation: bool = Field(
+        True,
+        description="Each iteration starts from the foundation model (True) or "
+        "from the previous iteration's model (False).",
+    )
+
+
+class LabelerConfig(_Model):
+    """The reference (DFT) calculator that labels frames."""
+
+    code: Literal["gpaw", "ase"] = "gpaw"
+    calculator: str | None = Field(
+        None,
+        description="For code 'ase': an import path 'module:Class' of any ASE "
+        "calculator, e.g. 'ase.calculators.emt:EMT'.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the calculator; for GPAW they override "
+        "the preset (PW 350 eV, PBE, k-point density 2.0/Å⁻¹, Fermi-Dirac 0.05 eV).",
+    )
+    workers: int = Field(
+        0, ge=0, description="Parallel DFT jobs; 0 means one per CPU core."
+    )
+    timeout_s: float | None = Field(None, gt=0, description="Per-frame time limit.")
+    max_attempts: int = Field(2, ge=1, description="Tries per frame before giving up.")
+
+    @model_validator(mode="after")
+    def _check_calculator(self) -> LabelerConfig:
+        if self.code == "ase" and not self.calculator:
+            raise ValueError(
+                "labeler.code 'ase' needs labeler.calculator, "
+                "e.g. 'ase.calculators.emt:EMT'"
+            )
+        return self
+
+
+class InitialConfig(_Model):
+    """The first DFT set: perturbed copies of the input structures."""
+
+    frames_per_structure: int = Field(4, ge=1)
+    displacement_A: float = Field(0.05, ge=0, description="Gaussian std of atom shifts.")
+    strain: float = Field(0.03, ge=0, description="Max symmetric strain component.")
+
+
+class RampConfig(_Model):
+    """A temperature ramp (heating, melt-and-quench): start to stop over steps."""
+
+    start_K: float = Field(gt=0)
+    stop_K: float = Field(gt=0)
+    steps: int = Field(ge=1)
+
+
+class GuardConfig(_Model):
+    """Stop a trajectory that goes wrong; frames before it are kept."""
+
+    min_distance_factor: float = Field(
+        0.6, gt=0, description="Fraction of the sum of covalent radii."
+    )
+    max_temperature_factor: float = Field(
+        3.0, gt=1, description="Stop above this multiple of the target temperature."
+    )
+    max_energy_jump_eV_atom: float = Field(
+        1.0, gt=0, description="Stop if E/atom jumps by more than this in one sample."
+    )
+
+
+class ExploreConfig(_Model):
+    """MD with the current model on perturbed copies of the structures."""
+
+    temperatures_K: list[float] = Field(default_factory=lambda: [300.0])
+    pressures_bar: list[float | None] = Field(
+        default_factory=lambda: [None],
+        description="None (null) means NVT; a number means NPT at that pressure.",
+    )
+    ramps: list[RampConfig] = Field(default_factory=list)
+    steps: int = Field(300, ge=1)
+    timestep_fs: float = Field(2.0, gt=0)
+    sample_every: int = Field(10, ge=1)
+    friction_fs: float = Field(100.0, gt=0, description="Langevin time constant.")
+    barostat_fs: float = Field(1000.0, gt=0, description="NPT cell time constant.")
+    displacement_A: float = Field(0.03, ge=0)
+    strain: float = Field(0.02, ge=0)
+    guards: GuardConfig = GuardConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ExploreConfig:
+        if not self.temperatures_K and not self.ramps:
+            raise ValueError("explore needs temperatures_K or ramps")
+        for t in self.temperatures_K:
+            if t <= 0:
+                raise ValueError(f"explore.temperatures_K must be > 0 K, got {t}")
+        if not self.pressures_bar:
+            raise ValueError("explore.pressures_bar must not be empty; use [null] for NVT")
+        return self
+
+
+class SelectConfig(_Model):
+    """Which explored frames are worth a DFT label."""
+
+    method: Literal["entropy", "random"] = "entropy"
+    max_per_iteration: int = Field(8, ge=1)
+    min_distance_A: float = Field(
+        0.0, ge=0, description="Drop frames with a closer pair (0: use guard factor)."
+    )
+    max_cell_angle_deviation_deg: float = Field(
+        30.0, gt=0, description="Drop cells sheared further than this from the input."
+    )
+    quests_k: int = Field(32, ge=1)
+    quests_cutoff_A: float = Field(5.0, gt=0)
+    quests_bandwidth: float = Field(0.015, gt=0)
+
+
+class ConvergenceConfig(_Model):
+    """The loop stops when the current model predicts unseen DFT frames this well."""
+
+    force_rmse_eV_A: float = Field(0.05, gt=0)
+    energy_rmse_eV_atom: float = Field(0.005, gt=0)
+    max_iterations: int = Field(5, ge=1)
+
+
+class RunConfig(_Model):
+    """A whole PFD run, as written in one YAML file."""
+
+    name: str = "pfd"
+    run_dir: Path = Field(Path("runs/pfd"), description="Relative to the YAML file.")
+    seed: int = 0
+    structures: list[StructureConfig] = Field(min_length=1)
+    model: ModelConfig = ModelConfig()
+    finetune: FineTuneConfig = FineTuneConfig()
+    labeler: LabelerConfig = LabelerConfig()
+    initial: InitialConfig = InitialConfig()
+    explore: ExploreConfig = ExploreConfig()
+    select: SelectConfig = SelectConfig()
+    convergence: ConvergenceConfig = ConvergenceConfig()
+
+
+# Sections whose change would invalidate what a run directory already holds.
+FROZEN_ON_RESUME: tuple[str, ...] = ("structures", "labeler", "model", "initial", "seed")
+
+
+def _format_validation_error(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key '{where}'; check its spelling against the docs"
+    if kind == "missing":
+        return f"{path}: required key '{where}' is missing"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{path}: invalid value for '{where}': {msg}"
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML file into a :class:`RunConfig`, resolving relative paths.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the file and the offending key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{line}; fix the syntax") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, path)) from err
+    base = path.resolve().parent
+    structures = [
+        s.model_copy(update={"path": (base / s.path).resolve()}) for s in config.structures
+    ]
+    updates: dict[str, Any] = {
+        "structures": structures,
+        "run_dir": (base / config.run_dir).resolve(),
+    }
+    ckpt = Path(config.model.checkpoint)
+    if ckpt.suffix or "/" in config.model.checkpoint:
+        updates["model"] = config.model.model_copy(
+            update={"checkpoint": str((base / ckpt).resolve())}
+        )
+    return config.model_copy(update=updates)
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """A JSON-serialisable dict of the config (for the run directory's record)."""
+    return config.model_dump(mode="json")

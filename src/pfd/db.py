@@ -1,0 +1,169 @@
+"""The run's database: every frame, its provenance and its DFT label, in ASE SQLite.
+
+One row per frame. Key-value pairs (queryable with ``ase db``):
+
+``uid``        deterministic id of the frame (iteration, stage, index, seed)
+``iteration``  0 for the initial set, i for frames explored with model i
+``stage``      ``init`` or ``explore``
+``status``     ``pending``, ``labelled`` or ``failed``
+``attempts``   labelling attempts so far
+``source``     where the frame came from (structure, temperature, pressure)
+``reason``     why labelling failed (failed frames only)
+
+A label is stored as the row's calculator results (energy, forces, stress) the
+moment the reference calculation returns, in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+
+PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A row of the database as the loop sees it."""
+
+    id: int
+    uid: str
+    iteration: int
+    stage: str
+    status: str
+    attempts: int
+    atoms: Atoms
+
+
+class RunDB:
+    """Thin wrapper over :func:`ase.db.connect` for one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = connect(str(self.path), type="db", append=True)
+
+    # -- writing -----------------------------------------------------------
+    def add_pending(
+        self, atoms: Atoms, *, uid: str, iteration: int, stage: str, source: str
+    ) -> int:
+        """Insert an unlabelled frame; returns the existing row if uid is known."""
+        existing = self.get(uid)
+        if existing is not None:
+            return existing.id
+        clean = atoms.copy()
+        clean.calc = None
+        return self._db.write(
+            clean,
+            uid=uid,
+            iteration=iteration,
+            stage=stage,
+            status=PENDING,
+            attempts=0,
+            source=source,
+        )
+
+    def set_label(self, row_id: int, result: Atoms, settings: dict[str, Any]) -> None:
+        """Store a successful label (the result must carry energy and forces)."""
+        calc = result.calc
+        results = {"energy": calc.results["energy"], "forces": calc.results["forces"]}
+        for key in ("stress", "free_energy"):
+            if key in calc.results:
+                results[key] = calc.results[key]
+        atoms = self._db.get_atoms(id=row_id)
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        row = self._db.get(id=row_id)
+        self._db.update(
+            row_id,
+            atoms=atoms,
+            data={"label_settings": settings},
+            status=LABELLED,
+            attempts=row.attempts + 1,
+            label_code=settings.get("code", ""),
+        )
+
+    def set_failure(self, row_id: int, reason: str, *, final: bool) -> None:
+        """Record a failed attempt; ``final`` marks the frame failed for good."""
+        row = self._db.get(id=row_id)
+        self._db.update(
+            row_id,
+            status=FAILED if final else PENDING,
+            attempts=row.attempts + 1,
+            reason=reason[:500],
+        )
+
+    # -- reading -----------------------------------------------------------
+    def get(self, uid: str) -> Frame | None:
+        rows = list(self._db.select(uid=uid))
+        return self._to_frame(rows[0]) if rows else None
+
+    def frames(self, **query: Any) -> list[Frame]:
+        return [self._to_frame(row) for row in self._db.select(**query)]
+
+    def labelled(self, max_iteration: int | None = None) -> list[Atoms]:
+        """Labelled frames (with their DFT results), oldest first."""
+        out = []
+        for row in self._db.select(status=LABELLED):
+            if max_iteration is not None and row.iteration > max_iteration:
+                continue
+            out.append(self._to_frame(row).atoms)
+        return out
+
+    def count(self, **query: Any) -> int:
+        return self._db.count(**query)
+
+    def iterations_present(self) -> Iterator[int]:
+        seen = {row.iteration for row in self._db.select(columns=["key_value_pairs"])}
+        yield from sorted(seen)
+
+    def integrity_ok(self) -> bool:
+        with sqlite3.connect(self.path) as con:
+            return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    @staticmethod
+    def _to_frame(row: Any) -> Frame:
+        atoms = row.toatoms(add_additional_information=False)
+        atoms.info.update(
+            {
+                "uid": row.uid,
+                "iteration": row.iteration,
+                "stage": row.stage,
+                "source": row.get("source", ""),
+                "subset": f"{row.stage}-{row.iteration}",
+            }
+        )
+        return Frame(
+            id=row.id,
+            uid=row.uid,
+            iteration=row.iteration,
+            stage=row.stage,
+            status=row.status,
+            attempts=row.get("attempts", 0),
+            atoms=atoms,
+        )
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that a kill leaves either the old or the new file, never half."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj)}")

@@ -1,0 +1,177 @@
+"""Exploration: Langevin MD (NVT, NPT, temperature ramps) with any ASE calculator.
+
+Every trajectory is guarded: it stops at the first sampled frame whose atoms are
+too close, whose temperature or energy runs away, or whose numbers are not finite,
+and keeps the frames before it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.md.langevinbaoab import LangevinBAOAB
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+from pfd.config import ExploreConfig, GuardConfig
+from pfd.structures import perturb, too_close
+
+
+@dataclass(frozen=True)
+class MDTask:
+    """One trajectory to run."""
+
+    structure: int
+    start_K: float
+    stop_K: float
+    pressure_bar: float | None
+    steps: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        temp = (
+            f"{self.start_K:g}K"
+            if self.start_K == self.stop_K
+            else f"{self.start_K:g}->{self.stop_K:g}K"
+        )
+        ens = "NVT" if self.pressure_bar is None else f"NPT {self.pressure_bar:g}bar"
+        return f"s{self.structure} {temp} {ens}"
+
+
+@dataclass
+class Trajectory:
+    """Sampled frames of one trajectory and why it stopped early, if it did."""
+
+    task: MDTask
+    frames: list[Atoms] = field(default_factory=list)
+    stopped: str | None = None
+    steps_done: int = 0
+
+
+def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTask]:
+    """All trajectories of one exploration: each structure at each (T, P) and ramp.
+
+    Non-periodic structures run NVT only; ramps run NVT.
+    """
+    tasks: list[MDTask] = []
+    rng = np.random.default_rng(seed)
+    for atoms in structures:
+        index = atoms.info["structure"]
+        periodic = bool(all(atoms.pbc))
+        pressures = cfg.pressures_bar if periodic else [None]
+        pressures = list(dict.fromkeys(pressures))  # drop duplicates (e.g. NVT)
+        for temp in cfg.temperatures_K:
+            for pressure in pressures:
+                tasks.append(
+                    MDTask(index, temp, temp, pressure, cfg.steps, int(rng.integers(2**31)))
+                )
+        for ramp in cfg.ramps:
+            tasks.append(
+                MDTask(
+                    index, ramp.start_K, ramp.stop_K, None, ramp.steps,
+                    int(rng.integers(2**31)),
+                )
+            )
+    return tasks
+
+
+def run_md(
+    atoms: Atoms,
+    calc: Calculator,
+    task: MDTask,
+    cfg: ExploreConfig,
+) -> Trajectory:
+    """Run one guarded trajectory from a perturbed copy of ``atoms``."""
+    rng = np.random.default_rng(task.seed)
+    system = perturb(atoms, rng, cfg.displacement_A, cfg.strain)
+    system.calc = calc
+    thermalize_momenta(system, temperature_K=task.start_K, rng=rng)
+    Stationary(system)
+    kwargs: dict = {}
+    if task.pressure_bar is not None and all(system.pbc):
+        kwargs["externalstress"] = -task.pressure_bar * units.bar
+        kwargs["P_tau"] = cfg.barostat_fs * units.fs
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using heuristic P_mass")
+        dyn = LangevinBAOAB(
+            system,
+            timestep=cfg.timestep_fs * units.fs,
+            temperature_K=task.start_K,
+            T_tau=cfg.friction_fs * units.fs,
+            rng=rng,
+            **kwargs,
+        )
+    traj = Trajectory(task)
+    guard = _Guard(cfg.guards, max(task.start_K, task.stop_K), len(system))
+    for step in range(1, task.steps + 1):
+        if task.start_K != task.stop_K:
+            frac = step / task.steps
+            dyn.set_temperature(task.start_K + frac * (task.stop_K - task.start_K))
+        try:
+            dyn.run(1)
+        except Exception as err:  # a model can fail on a broken geometry
+            traj.stopped = f"step {step}: MD failed ({type(err).__name__}: {err})"
+            break
+        traj.steps_done = step
+        if step % cfg.sample_every:
+            continue
+        reason = guard.check(system)
+        if reason:
+            traj.stopped = f"step {step}: {reason}"
+            break
+        frame = system.copy()
+        frame.calc = None
+        frame.info = {
+            "structure": task.structure,
+            "source": f"{task.label} step {step}",
+            "temperature_K": float(system.get_temperature()),
+        }
+        traj.frames.append(frame)
+    return traj
+
+
+class _Guard:
+    def __init__(self, cfg: GuardConfig, target_K: float, natoms: int) -> None:
+        self.cfg = cfg
+        self.max_K = cfg.max_temperature_factor * target_K
+        self.natoms = natoms
+        self.last_e: float | None = None
+
+    def check(self, atoms: Atoms) -> str | None:
+        energy = atoms.get_potential_energy() / self.natoms
+        if not (np.isfinite(energy) and np.all(np.isfinite(atoms.positions))):
+            return "non-finite energy or positions"
+        if too_close(atoms, self.cfg.min_distance_factor):
+            return "atoms too close"
+        temp = atoms.get_temperature()
+        if temp > self.max_K:
+            return f"temperature ran away ({temp:.0f} K)"
+        if (
+            self.last_e is not None
+            and abs(energy - self.last_e) > self.cfg.max_energy_jump_eV_atom
+        ):
+            return f"energy jumped by {energy - self.last_e:+.2f} eV/atom"
+        self.last_e = energy
+        return None
+
+
+def explore(
+    structures: list[Atoms],
+    calc: Calculator,
+    cfg: ExploreConfig,
+    seed: int,
+    on_trajectory: Callable[[Trajectory], None] | None = None,
+) -> list[Trajectory]:
+    """Run every planned trajectory (sequentially, with one shared calculator)."""
+    out = []
+    for task in plan_md(structures, cfg, seed):
+        traj = run_md(structures[task.structure], calc, task, cfg)
+        if on_trajectory:
+            on_trajectory(traj)
+        out.append(traj)
+    return out

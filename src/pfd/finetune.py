@@ -1,0 +1,360 @@
+"""Phase 1, the fine-tuning loop: label -> fine-tune -> explore -> select -> label -> test.
+
+Each step writes its result to the run directory before the next starts, and
+each step first looks for its result there, so a run killed anywhere resumes
+where it stopped and never repeats a DFT calculation:
+
+``pfd.db``                        every frame and its label (the source of truth)
+``iter_NNN/finetune/``            SevenNet's training directory
+``iter_NNN/model.pth``            the model of iteration N (trained on frames < N)
+``iter_NNN/candidates.extxyz``    explored frames
+``iter_NNN/selected.extxyz``      frames chosen for DFT
+``label/<uid>/``                  one DFT job per frame (input, output, log)
+``state.json``                    finished iterations and their errors
+``dft.extxyz``                    all DFT-labelled frames, for use elsewhere
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from pfd.config import RunConfig
+from pfd.db import FAILED, LABELLED, RunDB
+from pfd.errors import PFDError
+from pfd.evaluate import evaluate
+from pfd.explore import explore
+from pfd.label import Labeler, make_labeler
+from pfd.label.runner import label_frames
+from pfd.models import ForceFieldBackend, make_backend
+from pfd.progress import Reporter
+from pfd.select import filter_frames, select_frames
+from pfd.state import DB, IterationRecord, RunState, prepare_run_dir
+from pfd.structures import perturb, read_structures
+
+MAX_FAILED_FRACTION = 0.5
+
+
+@dataclass
+class Context:
+    """What every step of one run shares."""
+
+    config: RunConfig
+    run_dir: Path
+    db: RunDB
+    state: RunState
+    structures: list[Atoms]
+    backend: ForceFieldBackend
+    foundation: Path
+    labeler: Labeler
+    report: Reporter
+
+
+def setup(config: RunConfig, report: Reporter) -> Context:
+    """Check everything that can be checked before any expensive work."""
+    structures = read_structures(config.structures)
+    symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
+    backend = make_backend(config.model)
+    foundation = backend.resolve(config.model.checkpoint)
+    backend.check_elements(foundation, symbols)
+    labeler = make_labeler(config.labeler)
+    labeler.check(symbols)
+    run_dir = prepare_run_dir(config)
+    return Context(
+        config=config,
+        run_dir=run_dir,
+        db=RunDB(run_dir / DB),
+        state=RunState.load(run_dir),
+        structures=structures,
+        backend=backend,
+        foundation=foundation,
+        labeler=labeler,
+        report=report,
+    )
+
+
+def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
+    """Run (or resume) the fine-tuning loop to convergence or the iteration limit."""
+    report = report or Reporter()
+    ctx = setup(config, report)
+    conv = config.convergence
+    report.info(f"run directory {ctx.run_dir}")
+
+    add_initial_frames(ctx)
+    label_iteration(ctx, 0)
+    if ctx.state.foundation is None:
+        test_foundation(ctx)
+
+    model: Path | None = None
+    for it in range(1, conv.max_iterations + 1):
+        done = ctx.state.get(it)
+        model = ctx.run_dir / f"iter_{it:03d}" / "model.pth"
+        if done is not None:
+            done.converged = meets_targets(done, conv)  # thresholds may have changed
+            if done.converged:
+                break
+            continue
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
+        train_model(ctx, it, model)
+        times["train"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stops = explore_and_select(ctx, it, model)
+        times["explore_select"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        label_iteration(ctx, it)
+        times["label"] = time.perf_counter() - t0
+        record = test_iteration(ctx, it, model, stops, times)
+        if record.converged:
+            break
+
+    state = ctx.state
+    last = state.iterations[-1] if state.iterations else None
+    state.converged = bool(last and last.converged)
+    if state.converged and last is not None:
+        state.final_model = last.model
+    else:
+        final = ctx.run_dir / "final" / "model.pth"
+        report.info("not converged: training a final model on all DFT frames")
+        train_model(ctx, conv.max_iterations + 1, final)
+        state.final_model = str(final)
+    shutil.copyfile(state.final_model, ctx.run_dir / "final_model.pth")
+    state.finished = True
+    state.save(ctx.run_dir)
+    report.info(
+        f"{'converged' if state.converged else 'NOT converged'}; "
+        f"{ctx.db.count(status=LABELLED)} DFT labels; model: {ctx.run_dir / 'final_model.pth'}"
+    )
+    return state
+
+
+def add_initial_frames(ctx: Context) -> None:
+    """Insert the perturbed initial frames (deterministic from the seed, idempotent)."""
+    cfg = ctx.config.initial
+    for atoms in ctx.structures:
+        index = atoms.info["structure"]
+        for k in range(cfg.frames_per_structure):
+            rng = np.random.default_rng([ctx.config.seed, 0, index, k])
+            # the first frame of each structure is only displaced, not strained
+            strain = cfg.strain if k else 0.0
+            frame = perturb(atoms, rng, cfg.displacement_A, strain)
+            frame.info = {"structure": index}
+            ctx.db.add_pending(
+                frame,
+                uid=f"init-s{index}-{k}",
+                iteration=0,
+                stage="init",
+                source=f"{atoms.info['name']} perturbed #{k}",
+            )
+
+
+def label_iteration(ctx: Context, iteration: int) -> None:
+    """Label the pending frames of one iteration; stop if too many fail."""
+    cfg = ctx.config.labeler
+    pending = ctx.db.count(iteration=iteration, status="pending")
+    if pending:
+        workers = cfg.workers or os.cpu_count() or 1
+        ctx.report.info(
+            f"iteration {iteration}: labelling {pending} frames with "
+            f"{ctx.labeler.code} ({workers} parallel jobs)"
+        )
+        with ctx.report.bar(f"DFT iteration {iteration}", pending) as update:
+            stats = label_frames(
+                ctx.db,
+                ctx.labeler,
+                iteration,
+                ctx.run_dir / "label",
+                workers=workers,
+                timeout_s=cfg.timeout_s,
+                max_attempts=cfg.max_attempts,
+                on_done=lambda done, _total: update(done),
+            )
+        ctx.report.info(
+            f"iteration {iteration}: {stats.labelled} labelled, {stats.failed} failed"
+        )
+        export_dft(ctx)
+    total = ctx.db.count(iteration=iteration)
+    failed = ctx.db.count(iteration=iteration, status=FAILED)
+    if total and failed / total > MAX_FAILED_FRACTION:
+        raise PFDError(
+            f"{failed} of {total} DFT calculations of iteration {iteration} failed "
+            f"(see 'pfd status {ctx.run_dir}' and {ctx.run_dir}/label/*/error.txt); "
+            "fix the labeler settings and run again: labelled frames are kept"
+        )
+
+
+def export_dft(ctx: Context) -> None:
+    """All labelled frames as extxyz (atomic replace)."""
+    tmp = ctx.run_dir / "dft.tmp.extxyz"
+    write(tmp, ctx.db.labelled())
+    os.replace(tmp, ctx.run_dir / "dft.extxyz")
+
+
+def test_foundation(ctx: Context) -> None:
+    """Zero-shot errors of the foundation model on the initial DFT frames."""
+    frames = ctx.db.labelled(max_iteration=0)
+    if not frames:
+        raise PFDError("no initial frame could be labelled; check the labeler settings")
+    errs = evaluate(frames, ctx.backend.calculator(ctx.foundation))
+    ctx.state.foundation = errs.as_dict()
+    ctx.state.save(ctx.run_dir)
+    ctx.report.info(
+        f"foundation model on {errs.n_frames} initial DFT frames: "
+        f"force RMSE {errs.force_rmse_eV_A:.3f} eV/Å, "
+        f"energy RMSE {errs.energy_rmse_eV_atom * 1000:.1f} meV/atom"
+    )
+
+
+def train_model(ctx: Context, iteration: int, out: Path) -> None:
+    """Fine-tune on every labelled frame of earlier iterations (skip if done)."""
+    if out.exists():
+        return
+    cfg = ctx.config.finetune
+    workdir = out.parent / "finetune"
+    shutil.rmtree(workdir, ignore_errors=True)
+    frames = ctx.db.labelled(max_iteration=iteration - 1)
+    rng = np.random.default_rng([ctx.config.seed, iteration, 1])
+    order = rng.permutation(len(frames))
+    n_valid = max(2, len(frames) // 10) if len(frames) >= 10 else 0
+    valid = [frames[i] for i in order[:n_valid]]
+    train = [frames[i] for i in order[n_valid:]]
+    start = ctx.foundation
+    if not cfg.from_foundation and iteration > 1:
+        previous = ctx.run_dir / f"iter_{iteration - 1:03d}" / "model.pth"
+        start = previous if previous.exists() else start
+    if cfg.refit_e0:
+        start = ctx.backend.refit_e0(start, frames, workdir / "e0_refit.pth")
+    ctx.report.info(
+        f"iteration {iteration}: fine-tuning on {len(train)} frames "
+        f"({len(valid)} for validation), {cfg.epochs} epochs"
+    )
+    with ctx.report.bar(f"train iteration {iteration}", cfg.epochs) as update:
+        result = ctx.backend.fine_tune(
+            start, train, valid, workdir, cfg, ctx.config.seed + iteration,
+            on_epoch=lambda epoch, _total: update(epoch),
+        )
+    tmp = out.with_suffix(".tmp")
+    shutil.copyfile(result, tmp)
+    os.replace(tmp, out)
+
+
+def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
+    """MD with the model, then choose frames for DFT; insert them as pending."""
+    it_dir = model.parent
+    candidates_file = it_dir / "candidates.extxyz"
+    selected_file = it_dir / "selected.extxyz"
+    stops: list[str] = []
+    if not selected_file.exists():
+        cfg = ctx.config
+        if not candidates_file.exists():
+            calc = ctx.backend.calculator(model)
+            seed = cfg.seed * 1000 + iteration
+            ctx.report.info(f"iteration {iteration}: exploring with MD")
+
+            def log(traj):  # one line per trajectory
+                note = f" stopped at {traj.stopped}" if traj.stopped else ""
+                ctx.report.info(f"  MD {traj.task.label}: {len(traj.frames)} frames{note}")
+
+            trajs = explore(ctx.structures, calc, cfg.explore, seed, on_trajectory=log)
+            frames = [f for t in trajs for f in t.frames]
+            stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
+            _write_atomic(candidates_file, frames)
+            (it_dir / "md_stops.txt").write_text("\n".join(stops))
+        candidates = read(candidates_file, ":") if candidates_file.stat().st_size else []
+        kept = filter_frames(candidates, ctx.structures, cfg.select, cfg.explore.guards)
+        rng = np.random.default_rng([cfg.seed, iteration, 2])
+        chosen = select_frames(kept, ctx.db.labelled(), cfg.select, rng)
+        ctx.report.info(
+            f"iteration {iteration}: {len(candidates)} explored, {len(kept)} passed "
+            f"filters, {len(chosen)} selected ({cfg.select.method})"
+        )
+        _write_atomic(selected_file, chosen)
+    stops_file = it_dir / "md_stops.txt"
+    if stops_file.exists():
+        stops = [s for s in stops_file.read_text().splitlines() if s]
+    chosen = read(selected_file, ":") if selected_file.stat().st_size else []
+    for k, atoms in enumerate(chosen):
+        ctx.db.add_pending(
+            atoms,
+            uid=f"it{iteration}-{k}",
+            iteration=iteration,
+            stage="explore",
+            source=str(atoms.info.get("source", "")),
+        )
+    return stops
+
+
+def test_iteration(
+    ctx: Context, iteration: int, model: Path, stops: list[str], times: dict[str, float]
+) -> IterationRecord:
+    """Error of the model on the new DFT frames it never saw: the convergence test."""
+    conv = ctx.config.convergence
+    new = [f.atoms for f in ctx.db.frames(iteration=iteration, status=LABELLED)]
+    n_failed = ctx.db.count(iteration=iteration, status=FAILED)
+    n_train = len(ctx.db.labelled(max_iteration=iteration - 1))
+    if new:
+        errs = evaluate(new, ctx.backend.calculator(model))
+        converged = (
+            errs.force_rmse_eV_A < conv.force_rmse_eV_A
+            and errs.energy_rmse_eV_atom < conv.energy_rmse_eV_atom
+        )
+        f_rmse, e_rmse, s_rmse = (
+            errs.force_rmse_eV_A, errs.energy_rmse_eV_atom, errs.stress_rmse_GPa
+        )
+    else:  # nothing new to learn from: exploration found nothing unfamiliar
+        converged, f_rmse, e_rmse, s_rmse = True, None, None, None
+    record = IterationRecord(
+        iteration=iteration,
+        n_train=n_train,
+        n_new=len(new),
+        n_failed=n_failed,
+        force_rmse_eV_A=f_rmse,
+        energy_rmse_eV_atom=e_rmse,
+        stress_rmse_GPa=s_rmse,
+        converged=converged,
+        model=str(model),
+        md_stops=stops,
+        seconds=times,
+    )
+    ctx.state.record(record)
+    ctx.state.save(ctx.run_dir)
+    ctx.report.info(
+        f"iteration {iteration}: trained on {n_train}, tested on {len(new)} new DFT "
+        f"frames: force RMSE {_fmt(f_rmse, 1)} eV/Å (target {conv.force_rmse_eV_A}), "
+        f"energy RMSE {_fmt(e_rmse, 1000)} meV/atom (target "
+        f"{conv.energy_rmse_eV_atom * 1000:g}) -> "
+        f"{'converged' if converged else 'not converged'}"
+    )
+    return record
+
+
+def meets_targets(record: IterationRecord, conv) -> bool:
+    """Whether a recorded iteration meets the (current) convergence thresholds."""
+    if record.n_new == 0:
+        return True
+    return (
+        record.force_rmse_eV_A is not None
+        and record.energy_rmse_eV_atom is not None
+        and record.force_rmse_eV_A < conv.force_rmse_eV_A
+        and record.energy_rmse_eV_atom < conv.energy_rmse_eV_atom
+    )
+
+
+def _fmt(value: float | None, scale: float) -> str:
+    return "n/a" if value is None else f"{value * scale:.3f}"
+
+
+def _write_atomic(path: Path, frames: list[Atoms]) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if frames:
+        write(tmp, frames)
+    else:
+        tmp.write_text("")
+    os.replace(tmp, path)

@@ -1,0 +1,41 @@
+"""Labellers: reference calculators (DFT codes, any ASE calculator) behind one protocol.
+
+A labeller is a small picklable object; :func:`make_labeler` picks the module for
+``labeler.code`` and imports it lazily so a missing code only matters when used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, Protocol
+
+from ase import Atoms
+
+from pfd.config import LabelerConfig
+
+
+class Labeler(Protocol):
+    """What the loop needs from a reference calculator."""
+
+    code: str
+
+    def settings(self) -> dict[str, Any]:
+        """Code, version and parameters, recorded with every frame."""
+        ...
+
+    def check(self, symbols: set[str]) -> None:
+        """Raise :class:`pfd.errors.PFDError` if the code cannot label these elements."""
+        ...
+
+    def calculate(self, atoms: Atoms, workdir: str) -> Atoms:
+        """Return a copy of ``atoms`` carrying energy, forces (and stress if periodic)."""
+        ...
+
+
+_REGISTRY = {"gpaw": "pfd.label.gpaw:GPAWLabeler", "ase": "pfd.label.ase_calc:ASELabeler"}
+
+
+def make_labeler(cfg: LabelerConfig) -> Labeler:
+    """The labeller for ``cfg.code``."""
+    module, _, name = _REGISTRY[cfg.code].partition(":")
+    return getattr(import_module(module), name).from_config(cfg)

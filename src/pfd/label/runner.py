@@ -1,0 +1,123 @@
+"""Label frames with several worker processes and store each result at once.
+
+Every job runs ``python -m pfd.label.worker`` in its own process with one
+BLAS/OpenMP thread, so a crash, a hang (timeout) or a memory blow-up costs one
+frame. Only this (driver) process writes to the database. A finished job whose
+result was not yet stored (the driver was killed) is read back, not recomputed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from ase import Atoms
+from ase.io import read, write
+
+from pfd.db import RunDB
+from pfd.label import Labeler
+
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+}
+
+
+@dataclass
+class LabelStats:
+    labelled: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: kill the DFT job if the driver dies, so it never runs twice."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | None]:
+    """Run (or read back) one job; returns (result, None) or (None, reason)."""
+    output = jobdir / "output.extxyz"
+    if not output.exists():
+        (jobdir / "error.txt").unlink(missing_ok=True)
+        env = os.environ | SINGLE_THREAD_ENV
+        with open(jobdir / "worker.log", "ab") as log:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "pfd.label.worker", str(jobdir)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    timeout=timeout_s,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return None, f"timed out after {timeout_s:g} s"
+        if not output.exists():
+            error = jobdir / "error.txt"
+            if error.exists():
+                return None, error.read_text().strip()
+            return None, f"worker exited with code {proc.returncode} and no result"
+    return read(output), None
+
+
+def label_frames(
+    db: RunDB,
+    labeler: Labeler,
+    iteration: int,
+    jobs_root: Path,
+    *,
+    workers: int,
+    timeout_s: float | None,
+    max_attempts: int,
+    on_done: Callable[[int, int], None] | None = None,
+) -> LabelStats:
+    """Label every pending frame of ``iteration``, retrying failures up to a limit."""
+    settings = labeler.settings()
+    stats = LabelStats()
+    blob = pickle.dumps(labeler)
+    while True:
+        pending = db.frames(iteration=iteration, status="pending")
+        if not pending:
+            return stats
+        total = len(pending)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {}
+            for frame in pending:
+                jobdir = jobs_root / frame.uid
+                if frame.attempts and not (jobdir / "output.extxyz").exists():
+                    stats.retried += 1
+                    shutil.rmtree(jobdir, ignore_errors=True)
+                jobdir.mkdir(parents=True, exist_ok=True)
+                (jobdir / "labeler.pkl").write_bytes(blob)
+                atoms = frame.atoms.copy()
+                atoms.info = {"uid": frame.uid}
+                write(jobdir / "input.extxyz", atoms)
+                futures[pool.submit(run_job, jobdir, timeout_s)] = frame
+            for done, future in enumerate(as_completed(futures), start=1):
+                frame = futures[future]
+                result, reason = future.result()
+                if result is not None:
+                    db.set_label(frame.id, result, settings)
+                    stats.labelled += 1
+                else:
+                    final = frame.attempts + 1 >= max_attempts
+                    db.set_failure(frame.id, reason or "unknown", final=final)
+                    stats.failed += int(final)
+                if on_done:
+                    on_done(done, total)

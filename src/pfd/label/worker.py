@@ -1,0 +1,34 @@
+"""Run one labelling job in its own process: ``python -m pfd.label.worker JOBDIR``.
+
+JOBDIR holds ``labeler.pkl`` and ``input.extxyz``; the worker writes
+``output.extxyz`` on success or ``error.txt`` (one line) on failure.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import traceback
+from pathlib import Path
+
+from ase.io import read, write
+
+
+def main(jobdir: str) -> int:
+    job = Path(jobdir)
+    try:
+        labeler = pickle.loads((job / "labeler.pkl").read_bytes())
+        atoms = read(job / "input.extxyz")
+        result = labeler.calculate(atoms, str(job))
+        tmp = job / "output.tmp.extxyz"
+        write(tmp, result)
+        tmp.replace(job / "output.extxyz")
+    except Exception as err:
+        (job / "error.txt").write_text(f"{type(err).__name__}: {err}".splitlines()[0])
+        (job / "traceback.txt").write_text(traceback.format_exc())
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

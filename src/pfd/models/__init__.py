@@ -1,0 +1,66 @@
+"""Force-field backends: the foundation model and its fine-tuned descendants.
+
+A backend is a small object with four jobs (check elements, give an ASE
+calculator, refit reference energies, fine-tune); one module per backend,
+imported lazily so a missing package only matters when that backend is asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Protocol
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from pfd.config import FineTuneConfig, ModelConfig
+
+
+class ForceFieldBackend(Protocol):
+    """What the loop needs from a machine-learning force field."""
+
+    name: str
+
+    def resolve(self, model: str) -> Path:
+        """Path of a model file (a shipped checkpoint name or a local file)."""
+        ...
+
+    def check_elements(self, model: Path, symbols: set[str]) -> None:
+        """Raise :class:`pfd.errors.PFDError` naming elements the model lacks."""
+        ...
+
+    def calculator(self, model: Path) -> Calculator:
+        """An ASE calculator for ``model``."""
+        ...
+
+    def refit_e0(self, model: Path, frames: list[Atoms], out: Path) -> Path:
+        """A copy of ``model`` whose per-element energies fit ``frames``' zero."""
+        ...
+
+    def fine_tune(
+        self,
+        model: Path,
+        train: list[Atoms],
+        valid: list[Atoms],
+        workdir: Path,
+        cfg: FineTuneConfig,
+        seed: int,
+        on_epoch: Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """Train ``model`` on ``train``; return the path of the new model file."""
+        ...
+
+
+_REGISTRY = {"sevennet": "pfd.models.sevennet:SevenNetBackend"}
+
+
+def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
+    """The backend for ``cfg.backend``."""
+    module, _, name = _REGISTRY[cfg.backend].partition(":")
+    return getattr(import_module(module), name)(device=cfg.device, threads=cfg.threads)
+
+
+def backend_by_name(name: str, device: str = "cpu", threads: int = 2) -> ForceFieldBackend:
+    return make_backend(ModelConfig(backend=name, device=device, threads=threads))

@@ -1,0 +1,94 @@
+"""The run directory's record of finished iterations (``state.json``) and config."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pfd.config import FROZEN_ON_RESUME, RunConfig, config_to_dict
+from pfd.db import write_json_atomic
+from pfd.errors import PFDError
+
+STATE, CONFIG, DB = "state.json", "config.json", "pfd.db"
+
+
+@dataclass
+class IterationRecord:
+    """One finished iteration: the model's error on DFT frames it had not seen."""
+
+    iteration: int
+    n_train: int
+    n_new: int
+    n_failed: int
+    force_rmse_eV_A: float | None
+    energy_rmse_eV_atom: float | None
+    stress_rmse_GPa: float | None
+    converged: bool
+    model: str
+    md_stops: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    """Everything ``pfd status`` shows; rewritten atomically after each step."""
+
+    foundation: dict[str, Any] | None = None
+    iterations: list[IterationRecord] = field(default_factory=list)
+    converged: bool = False
+    final_model: str | None = None
+    finished: bool = False
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        path = run_dir / STATE
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text())
+        raw["iterations"] = [IterationRecord(**r) for r in raw.get("iterations", [])]
+        return cls(**raw)
+
+    def save(self, run_dir: Path) -> None:
+        write_json_atomic(run_dir / STATE, asdict(self))
+
+    def record(self, rec: IterationRecord) -> None:
+        self.iterations = [r for r in self.iterations if r.iteration != rec.iteration]
+        self.iterations.append(rec)
+        self.iterations.sort(key=lambda r: r.iteration)
+
+    def get(self, iteration: int) -> IterationRecord | None:
+        return next((r for r in self.iterations if r.iteration == iteration), None)
+
+
+def prepare_run_dir(config: RunConfig) -> Path:
+    """Create the run directory or check a resumed one was made by a compatible config.
+
+    Settings that would invalidate labels or models already made (structures,
+    labeller, foundation model, initial set, seed) must not change on resume;
+    everything else (thresholds, MD, selection, training) applies from the next step.
+    """
+    run_dir = config.run_dir
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PFDError(
+            f"cannot write to run directory '{run_dir}' ({err.strerror}); "
+            "choose another run_dir or fix its permissions"
+        ) from err
+    new = config_to_dict(config)
+    path = run_dir / CONFIG
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key in FROZEN_ON_RESUME:
+            if old.get(key) != new.get(key):
+                raise PFDError(
+                    f"run directory '{run_dir}' was started with a different '{key}'; "
+                    f"'{key}' cannot change mid-run: restore it or use a new run_dir"
+                )
+    write_json_atomic(path, new)
+    return run_dir

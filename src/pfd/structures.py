@@ -1,0 +1,103 @@
+"""Input structures: reading, checking, perturbing, filtering."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.data import covalent_radii
+from ase.io import read
+from ase.neighborlist import neighbor_list
+
+from pfd.config import StructureConfig
+from pfd.errors import PFDError
+
+OVERLAP_A = 0.5  # closer than this is never a physical structure
+
+
+def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
+    """Read every input structure, apply supercells, and check them.
+
+    Each returned ``Atoms`` carries ``info['structure']`` (its index) and
+    ``info['name']`` (file stem, with the frame index when a file has several).
+    """
+    out: list[Atoms] = []
+    for cfg in configs:
+        if not cfg.path.is_file():
+            raise PFDError(f"structure file '{cfg.path}' not found; check structures.path")
+        try:
+            images = read(cfg.path, index=cfg.index, format=cfg.format)
+        except Exception as err:  # ase.io raises many types for bad files
+            raise PFDError(
+                f"cannot read structure file '{cfg.path}': {err}; "
+                "give a format ASE can read (structures.format)"
+            ) from err
+        images = images if isinstance(images, list) else [images]
+        if not images:
+            raise PFDError(f"structure file '{cfg.path}' holds no structures")
+        for k, atoms in enumerate(images):
+            if len(atoms) == 0:
+                raise PFDError(f"structure file '{cfg.path}' holds an empty structure")
+            atoms = atoms.copy()
+            atoms.calc = None
+            if any(atoms.pbc):
+                atoms = atoms.repeat(cfg.supercell)
+            name = cfg.path.stem + (f"[{k}]" if len(images) > 1 else "")
+            check_structure(atoms, name)
+            atoms.info = {"structure": len(out), "name": name}
+            out.append(atoms)
+    return out
+
+
+def check_structure(atoms: Atoms, name: str) -> None:
+    """Refuse structures with overlapping atoms or a degenerate cell."""
+    if any(atoms.pbc) and atoms.cell.rank < int(np.sum(atoms.pbc)):
+        raise PFDError(f"structure '{name}' is periodic but has no valid cell")
+    dmin = min_distance(atoms)
+    if dmin < OVERLAP_A:
+        raise PFDError(
+            f"structure '{name}' has atoms {dmin:.2f} Å apart (overlapping); "
+            "fix the coordinates or the cell"
+        )
+
+
+def min_distance(atoms: Atoms, cutoff: float = 4.0) -> float:
+    """Shortest interatomic distance (inf if none within cutoff)."""
+    if len(atoms) < 2 and not any(atoms.pbc):
+        return float("inf")
+    d = neighbor_list("d", atoms, cutoff)
+    return float(d.min()) if len(d) else float("inf")
+
+
+def too_close(atoms: Atoms, factor: float) -> bool:
+    """True if any pair is closer than ``factor`` times its covalent-radius sum."""
+    i, j, d = neighbor_list("ijd", atoms, 3.0)
+    if not len(d):
+        return False
+    radii = covalent_radii[atoms.numbers]
+    return bool(np.any(d < factor * (radii[i] + radii[j])))
+
+
+def perturb(
+    atoms: Atoms, rng: np.random.Generator, displacement_A: float, strain: float
+) -> Atoms:
+    """A copy with Gaussian atom displacements and a random symmetric cell strain.
+
+    Non-periodic structures are only displaced.
+    """
+    new = atoms.copy()
+    if strain > 0 and all(new.pbc):
+        eps = rng.uniform(-strain, strain, size=(3, 3))
+        eps = 0.5 * (eps + eps.T)
+        new.set_cell(new.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
+    if displacement_A > 0:
+        new.positions += rng.normal(0.0, displacement_A, size=new.positions.shape)
+    return new
+
+
+def cell_angles_ok(atoms: Atoms, reference: Atoms, max_deviation_deg: float) -> bool:
+    """True unless the cell angles drifted further than allowed from the input's."""
+    if not all(atoms.pbc):
+        return True
+    angles = atoms.cell.cellpar()[3:]
+    ref = reference.cell.cellpar()[3:]
+    return bool(np.all(np.abs(angles - ref) <= max_deviation_deg))

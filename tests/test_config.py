@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pfd.config import load_config
+from pfd.errors import ConfigError
+
+
+def test_valid_config_resolves_paths(make_config, tmp_path: Path):
+    cfg = load_config(make_config())
+    assert cfg.structures[0].path == (tmp_path / "cu.extxyz").resolve()
+    assert cfg.run_dir == (tmp_path / "run").resolve()
+    assert cfg.explore.pressures_bar == [None, 1000.0]
+    assert cfg.finetune.refit_e0 is True  # default written in one place
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"explore": {"temprature_K": [300]}}, "unknown key 'explore.temprature_K'"),
+        ({"bogus": 1}, "unknown key 'bogus'"),
+        ({"explore": {"steps": "many"}}, "invalid value for 'explore.steps'"),
+        ({"explore": {"temperatures_K": [-5]}}, "must be > 0 K"),
+        ({"labeler": {"code": "vasp2"}}, "invalid value for 'labeler.code'"),
+        ({"labeler": {"code": "ase", "calculator": None}}, "needs labeler.calculator"),
+        ({"select": {"max_per_iteration": 0}}, "select.max_per_iteration"),
+        ({"structures": []}, "invalid value for 'structures'"),
+    ],
+)
+def test_config_errors_name_the_key(make_config, overrides, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(make_config(overrides))
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_malformed_yaml(tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("structures:\n  - path: [unclosed\n")
+    with pytest.raises(ConfigError, match="malformed YAML at line"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")

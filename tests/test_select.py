@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+from ase.build import bulk
+
+from pfd.config import GuardConfig, SelectConfig
+from pfd.select import filter_frames, select_frames
+from pfd.structures import perturb
+
+
+def _frames():
+    rng = np.random.default_rng(1)
+    base = bulk("Cu", "fcc", 3.6, cubic=True)
+    base.info = {"structure": 0}
+    near = []
+    for _ in range(6):  # near-duplicates of the labelled structure
+        f = perturb(base, rng, 0.002, 0.0)
+        f.info = {"structure": 0, "kind": "near"}
+        near.append(f)
+    far = []
+    for s in (0.08, 0.12):  # strongly strained: new environments
+        f = base.copy()
+        f.set_cell(base.cell * (1 + s), scale_atoms=True)
+        f.info = {"structure": 0, "kind": "far"}
+        far.append(f)
+    return base, near + far
+
+
+def test_entropy_picks_novel_frames():
+    base, frames = _frames()
+    chosen = select_frames(frames, [base], SelectConfig(max_per_iteration=2), np.random.default_rng(0))
+    assert [f.info["kind"] for f in chosen] == ["far", "far"]
+
+
+def test_random_respects_cap_and_is_seeded():
+    _, frames = _frames()
+    cfg = SelectConfig(method="random", max_per_iteration=3)
+    a = select_frames(frames, [], cfg, np.random.default_rng(4))
+    b = select_frames(frames, [], cfg, np.random.default_rng(4))
+    assert len(a) == 3
+    assert [f.positions.sum() for f in a] == [f.positions.sum() for f in b]
+
+
+def test_filters_drop_close_pairs_and_sheared_cells():
+    base, frames = _frames()
+    squashed = base.copy()
+    squashed.positions[1] = squashed.positions[0] + [0.5, 0, 0]
+    sheared = base.copy()
+    sheared.set_cell([[3.6, 0, 0], [2.5, 3.6, 0], [0, 0, 3.6]], scale_atoms=True)
+    for f in (squashed, sheared):
+        f.info = {"structure": 0}
+    kept = filter_frames(frames + [squashed, sheared], [base], SelectConfig(), GuardConfig())
+    assert len(kept) == len(frames)
