@@ -134,6 +134,9 @@ class ExploreConfig(_Model):
     sample_every: int = Field(10, ge=1)
     friction_fs: float = Field(100.0, gt=0, description="Langevin time constant.")
     barostat_fs: float = Field(1000.0, gt=0, description="NPT cell time constant.")
+    workers: int = Field(
+        0, ge=0, description="Trajectories run side by side; 0 means one per core."
+    )
     displacement_A: float = Field(0.03, ge=0)
     strain: float = Field(0.02, ge=0)
     guards: GuardConfig = GuardConfig()

@@ -7,8 +7,10 @@ and keeps the frames before it.
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -162,16 +164,50 @@ class _Guard:
 
 def explore(
     structures: list[Atoms],
-    calc: Calculator,
+    make_calc: Callable[[], Calculator],
     cfg: ExploreConfig,
     seed: int,
     on_trajectory: Callable[[Trajectory], None] | None = None,
+    workers: int = 1,
 ) -> list[Trajectory]:
-    """Run every planned trajectory (sequentially, with one shared calculator)."""
-    out = []
-    for task in plan_md(structures, cfg, seed):
-        traj = run_md(structures[task.structure], calc, task, cfg)
-        if on_trajectory:
-            on_trajectory(traj)
-        out.append(traj)
+    """Run every planned trajectory; the result does not depend on ``workers``.
+
+    With ``workers > 1`` trajectories run in that many spawned processes, each
+    with its own calculator from ``make_calc`` (which must be picklable). Small
+    cells run faster this way than one trajectory on several threads.
+    """
+    tasks = plan_md(structures, cfg, seed)
+    out: list[Trajectory] = []
+    if workers <= 1 or len(tasks) == 1:
+        calc = make_calc()
+        for task in tasks:
+            traj = run_md(structures[task.structure], calc, task, cfg)
+            if on_trajectory:
+                on_trajectory(traj)
+            out.append(traj)
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_md_job, make_calc, structures[t.structure], t, cfg) for t in tasks
+        ]
+        for future in futures:
+            traj = future.result()
+            if on_trajectory:
+                on_trajectory(traj)
+            out.append(traj)
     return out
+
+
+_CALCULATORS: dict[int, Calculator] = {}
+
+
+def _md_job(
+    make_calc: Callable[[], Calculator], atoms: Atoms, task: MDTask, cfg: ExploreConfig
+) -> Trajectory:
+    """One trajectory in a worker process, reusing the worker's calculator."""
+    key = hash(make_calc)
+    if key not in _CALCULATORS:
+        _CALCULATORS.clear()
+        _CALCULATORS[key] = make_calc()
+    return run_md(atoms, _CALCULATORS[key], task, cfg)

@@ -33,7 +33,7 @@ from pfd.evaluate import evaluate
 from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
 from pfd.label.runner import label_frames
-from pfd.models import ForceFieldBackend, make_backend
+from pfd.models import CalculatorFactory, ForceFieldBackend, make_backend
 from pfd.progress import Reporter
 from pfd.select import filter_frames, select_frames
 from pfd.state import DB, IterationRecord, RunState, prepare_run_dir
@@ -254,15 +254,25 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
     if not selected_file.exists():
         cfg = ctx.config
         if not candidates_file.exists():
-            calc = ctx.backend.calculator(model)
             seed = cfg.seed * 1000 + iteration
-            ctx.report.info(f"iteration {iteration}: exploring with MD")
+            workers = cfg.explore.workers or os.cpu_count() or 1
+            factory = CalculatorFactory(
+                cfg.model.backend, str(model), cfg.model.device,
+                threads=max(1, cfg.model.threads // workers),
+            )
+            ctx.report.info(
+                f"iteration {iteration}: exploring with MD ({workers} trajectories "
+                "side by side)"
+            )
 
             def log(traj):  # one line per trajectory
                 note = f" stopped at {traj.stopped}" if traj.stopped else ""
                 ctx.report.info(f"  MD {traj.task.label}: {len(traj.frames)} frames{note}")
 
-            trajs = explore(ctx.structures, calc, cfg.explore, seed, on_trajectory=log)
+            trajs = explore(
+                ctx.structures, factory, cfg.explore, seed, on_trajectory=log,
+                workers=workers,
+            )
             frames = [f for t in trajs for f in t.frames]
             stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
             _write_atomic(candidates_file, frames)

@@ -36,17 +36,21 @@ def command(
     if json_out:
         typer.echo(json.dumps({"frames": counts, **asdict(state)}, indent=2))
         return
-    table = Table(title=f"pfd run {run_dir}")
-    for col in ("iter", "trained on", "new DFT", "failed", "force RMSE eV/Å",
-                "energy RMSE meV/atom", "stress RMSE GPa", "converged"):
+    table = Table(
+        title=f"pfd run {run_dir}",
+        caption="errors of each iteration's model on the new DFT frames it never saw; "
+        "iteration 0: the foundation model, zero-shot, on the initial frames",
+    )
+    for col in ("iter", "trained on", "new DFT", "failed", "F RMSE eV/Å",
+                "E RMSE meV/atom", "S RMSE GPa", "conv."):
         table.add_column(col, justify="right")
     if state.foundation:
         f = state.foundation
         table.add_row(
-            "0 (foundation)", "0", str(f["n_frames"]),
+            "0", "0", str(f["n_frames"]),
             str(db.count(iteration=0, status="failed")),
             f"{f['force_rmse_eV_A']:.3f}", f"{f['energy_rmse_eV_atom'] * 1000:.1f}",
-            "-" if f["stress_rmse_GPa"] is None else f"{f['stress_rmse_GPa']:.2f}", "",
+            "-" if f["stress_rmse_GPa"] is None else f"{f['stress_rmse_GPa']:.2f}", "-",
         )
     for r in state.iterations:
         table.add_row(

@@ -60,4 +60,5 @@ def command(
             "-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}",
         )
     Console().print(table)
-    typer.echo(json.dumps(payload))
+    if output:
+        typer.echo(f"errors written to {output}")

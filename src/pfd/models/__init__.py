@@ -8,6 +8,7 @@ imported lazily so a missing package only matters when that backend is asked for
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Protocol
@@ -64,3 +65,17 @@ def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
 
 def backend_by_name(name: str, device: str = "cpu", threads: int = 2) -> ForceFieldBackend:
     return make_backend(ModelConfig(backend=name, device=device, threads=threads))
+
+
+@dataclass(frozen=True)
+class CalculatorFactory:
+    """A picklable, hashable recipe for a model's calculator (for worker processes)."""
+
+    backend: str
+    model: str
+    device: str = "cpu"
+    threads: int = 1
+
+    def __call__(self) -> Calculator:
+        ff = backend_by_name(self.backend, self.device, self.threads)
+        return ff.calculator(Path(self.model))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install pfd and everything it needs into ./.venv (idempotent; safe to rerun).
+#   - Debian build dependencies of GPAW (libxc, OpenBLAS, FFTW)
+#   - torch==2.13.0 first, so that no multi-GB CUDA build is pulled in
+#   - pfd with the SevenNet backend, GPAW labeller and test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+missing=""
+for pkg in libxc-dev libopenblas-dev libfftw3-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo ">> apt-get install$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ ! -x .venv/bin/python ]; then
+    echo ">> creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import torch" 2>/dev/null || {
+    echo ">> pip install torch==2.13.0 (CPU build)"
+    $PIP install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+}
+echo ">> pip install -e .[sevennet,gpaw,dev]"
+GPAW_CONFIG="$PWD/scripts/gpaw_siteconfig.py" \
+    $PIP install -q -e ".[sevennet,gpaw,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import pfd, sevenn, gpaw, torch; print('>> pfd', pfd.__version__, \
+'| torch', torch.__version__, '| sevenn', sevenn.__version__, '| gpaw', gpaw.__version__)"
