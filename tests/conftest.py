@@ -30,7 +30,11 @@ BASE_CONFIG: dict[str, Any] = {
         "sample_every": 4,
     },
     "select": {"max_per_iteration": 2},
-    "convergence": {"max_iterations": 1, "force_rmse_eV_A": 1.0, "energy_rmse_eV_atom": 1.0},
+    "convergence": {
+        "max_iterations": 1,
+        "force_rmse_eV_A": 1.0,
+        "energy_rmse_eV_atom": 1.0,
+    },
 }
 
 

@@ -17,7 +17,8 @@ def _cu(n=1):
 
 def test_plan_covers_temperatures_pressures_ramps():
     cfg = ExploreConfig(
-        temperatures_K=[300, 600], pressures_bar=[None, 1e4],
+        temperatures_K=[300, 600],
+        pressures_bar=[None, 1e4],
         ramps=[RampConfig(start_K=300, stop_K=2000, steps=10)],
     )
     cluster = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]])
@@ -34,7 +35,8 @@ def test_nvt_samples_frames_and_npt_changes_volume():
     cfg = ExploreConfig(steps=40, sample_every=10, timestep_fs=2.0)
     atoms = _cu(2)
     nvt = run_md(atoms, EMT(), MDTask(0, 500, 500, None, 40, 1), cfg)
-    assert len(nvt.frames) == 4 and nvt.stopped is None
+    assert len(nvt.frames) == 4
+    assert nvt.stopped is None
     assert all(np.isclose(f.cell.volume, nvt.frames[0].cell.volume) for f in nvt.frames)
     npt = run_md(atoms, EMT(), MDTask(0, 500, 500, 1e5, 40, 1), cfg)
     volumes = [f.cell.volume for f in npt.frames]
@@ -59,7 +61,8 @@ class NaNAfter(EMT):
 def test_guard_stops_at_nan_and_keeps_earlier_frames():
     cfg = ExploreConfig(steps=100, sample_every=5)
     traj = run_md(_cu(), NaNAfter(32), MDTask(0, 300, 300, None, 100, 3), cfg)
-    assert traj.stopped is not None and "non-finite" in traj.stopped
+    assert traj.stopped is not None
+    assert "non-finite" in traj.stopped
     assert traj.steps_done < 100
     assert 4 <= len(traj.frames) <= 7
     assert all(np.isfinite(f.positions).all() for f in traj.frames)
@@ -67,7 +70,9 @@ def test_guard_stops_at_nan_and_keeps_earlier_frames():
 
 def test_guard_stops_when_atoms_come_too_close():
     # every Cu-Cu contact (2.55 Å) is "too close" with this factor
-    cfg = ExploreConfig(steps=50, sample_every=5, guards=GuardConfig(min_distance_factor=0.99))
+    cfg = ExploreConfig(
+        steps=50, sample_every=5, guards=GuardConfig(min_distance_factor=0.99)
+    )
     traj = run_md(_cu(), EMT(), MDTask(0, 300, 300, None, 50, 3), cfg)
     assert traj.stopped == "step 5: atoms too close"
     assert traj.frames == []

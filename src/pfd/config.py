@@ -31,7 +31,11 @@ class StructureConfig(_Model):
 class ModelConfig(_Model):
     """The foundation model that is fine-tuned."""
 
-    backend: Literal["sevennet"] = "sevennet"
+    backend: str = Field(
+        "sevennet",
+        description="'sevennet', or an import path 'module:Class' of your own "
+        "backend (see pfd.models.ForceFieldBackend).",
+    )
     checkpoint: str = Field(
         "7net-0",
         description="A checkpoint shipped with the backend (e.g. '7net-0') "
@@ -40,6 +44,17 @@ class ModelConfig(_Model):
     device: str = "cpu"
     threads: int = Field(2, ge=1, description="torch threads for training and MD.")
 
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelConfig:
+        from pfd.models import BACKENDS
+
+        if self.backend not in BACKENDS and ":" not in self.backend:
+            raise ValueError(
+                f"unknown backend '{self.backend}'; choose one of {sorted(BACKENDS)} "
+                "or give 'module:Class'"
+            )
+        return self
+
 
 class FineTuneConfig(_Model):
     """How the foundation model is trained on the DFT frames (each iteration)."""
@@ -47,7 +62,9 @@ class FineTuneConfig(_Model):
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(4, ge=1)
     learning_rate: float = Field(0.002, gt=0)
-    lr_decay: float = Field(0.95, gt=0, le=1, description="Per-epoch exponential decay.")
+    lr_decay: float = Field(
+        0.95, gt=0, le=1, description="Per-epoch exponential decay."
+    )
     force_weight: float = Field(1.0, ge=0)
     stress_weight: float = Field(0.01, ge=0)
     refit_e0: bool = Field(
@@ -94,7 +111,9 @@ class InitialConfig(_Model):
     """The first DFT set: perturbed copies of the input structures."""
 
     frames_per_structure: int = Field(4, ge=1)
-    displacement_A: float = Field(0.05, ge=0, description="Gaussian std of atom shifts.")
+    displacement_A: float = Field(
+        0.05, ge=0, description="Gaussian std of atom shifts."
+    )
     strain: float = Field(0.03, ge=0, description="Max symmetric strain component.")
 
 
@@ -149,7 +168,9 @@ class ExploreConfig(_Model):
             if t <= 0:
                 raise ValueError(f"explore.temperatures_K must be > 0 K, got {t}")
         if not self.pressures_bar:
-            raise ValueError("explore.pressures_bar must not be empty; use [null] for NVT")
+            raise ValueError(
+                "explore.pressures_bar must not be empty; use [null] for NVT"
+            )
         return self
 
 
@@ -194,7 +215,13 @@ class RunConfig(_Model):
 
 
 # Sections whose change would invalidate what a run directory already holds.
-FROZEN_ON_RESUME: tuple[str, ...] = ("structures", "labeler", "model", "initial", "seed")
+FROZEN_ON_RESUME: tuple[str, ...] = (
+    "structures",
+    "labeler",
+    "model",
+    "initial",
+    "seed",
+)
 
 
 def _format_validation_error(err: ValidationError, path: Path) -> str:
@@ -234,7 +261,8 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(_format_validation_error(err, path)) from err
     base = path.resolve().parent
     structures = [
-        s.model_copy(update={"path": (base / s.path).resolve()}) for s in config.structures
+        s.model_copy(update={"path": (base / s.path).resolve()})
+        for s in config.structures
     ]
     updates: dict[str, Any] = {
         "structures": structures,

@@ -50,7 +50,10 @@ def predict(frames: list[Atoms], calc: Calculator) -> list[Prediction]:
         pred_f = np.array(work.get_forces())
         stress = None
         if ref_s is not None and all(atoms.pbc):
-            stress = (np.asarray(ref_s).reshape(-1)[:6], np.array(work.get_stress())[:6])
+            stress = (
+                np.asarray(ref_s).reshape(-1)[:6],
+                np.array(work.get_stress())[:6],
+            )
         out.append(Prediction(len(atoms), (ref_e, pred_e), (ref_f, pred_f), stress))
     return out
 
@@ -61,7 +64,9 @@ def errors_of(predictions: list[Prediction]) -> Errors:
         raise ValueError("no frames to evaluate")
     de = np.array([(p.energy[1] - p.energy[0]) / p.natoms for p in predictions])
     df = np.concatenate([(p.forces[1] - p.forces[0]).ravel() for p in predictions])
-    ds = [(p.stress[1] - p.stress[0]) / GPa for p in predictions if p.stress is not None]
+    ds = [
+        (p.stress[1] - p.stress[0]) / GPa for p in predictions if p.stress is not None
+    ]
     ds_all = np.concatenate(ds) if ds else None
     return Errors(
         n_frames=len(predictions),

@@ -67,18 +67,15 @@ def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTa
         periodic = bool(all(atoms.pbc))
         pressures = cfg.pressures_bar if periodic else [None]
         pressures = list(dict.fromkeys(pressures))  # drop duplicates (e.g. NVT)
-        for temp in cfg.temperatures_K:
-            for pressure in pressures:
-                tasks.append(
-                    MDTask(index, temp, temp, pressure, cfg.steps, int(rng.integers(2**31)))
-                )
-        for ramp in cfg.ramps:
-            tasks.append(
-                MDTask(
-                    index, ramp.start_K, ramp.stop_K, None, ramp.steps,
-                    int(rng.integers(2**31)),
-                )
-            )
+        tasks.extend(
+            MDTask(index, temp, temp, pressure, cfg.steps, int(rng.integers(2**31)))
+            for temp in cfg.temperatures_K
+            for pressure in pressures
+        )
+        tasks.extend(
+            MDTask(index, r.start_K, r.stop_K, None, r.steps, int(rng.integers(2**31)))
+            for r in cfg.ramps
+        )
     return tasks
 
 
@@ -189,7 +186,8 @@ def explore(
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [
-            pool.submit(_md_job, make_calc, structures[t.structure], t, cfg) for t in tasks
+            pool.submit(_md_job, make_calc, structures[t.structure], t, cfg)
+            for t in tasks
         ]
         for future in futures:
             traj = future.result()

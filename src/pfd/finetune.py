@@ -1,4 +1,4 @@
-"""Phase 1, the fine-tuning loop: label -> fine-tune -> explore -> select -> label -> test.
+"""Phase 1, the fine-tuning loop: label, fine-tune, explore, select, label, test.
 
 Each step writes its result to the run directory before the next starts, and
 each step first looks for its result there, so a run killed anywhere resumes
@@ -84,6 +84,7 @@ def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
     """Run (or resume) the fine-tuning loop to convergence or the iteration limit."""
     report = report or Reporter()
     ctx = setup(config, report)
+    ctx.state.finished = False
     conv = config.convergence
     report.info(f"run directory {ctx.run_dir}")
 
@@ -121,8 +122,11 @@ def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
     if state.converged and last is not None:
         state.final_model = last.model
     else:
-        final = ctx.run_dir / "final" / "model.pth"
-        report.info("not converged: training a final model on all DFT frames")
+        n_labels = ctx.db.count(status=LABELLED)
+        final = ctx.run_dir / f"final_{n_labels:04d}" / "model.pth"
+        report.info(
+            f"not converged: training a final model on all {n_labels} DFT frames"
+        )
         train_model(ctx, conv.max_iterations + 1, final)
         state.final_model = str(final)
     shutil.copyfile(state.final_model, ctx.run_dir / "final_model.pth")
@@ -130,7 +134,8 @@ def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
     state.save(ctx.run_dir)
     report.info(
         f"{'converged' if state.converged else 'NOT converged'}; "
-        f"{ctx.db.count(status=LABELLED)} DFT labels; model: {ctx.run_dir / 'final_model.pth'}"
+        f"{ctx.db.count(status=LABELLED)} DFT labels; "
+        f"model: {ctx.run_dir / 'final_model.pth'}"
     )
     return state
 
@@ -237,7 +242,12 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     )
     with ctx.report.bar(f"train iteration {iteration}", cfg.epochs) as update:
         result = ctx.backend.fine_tune(
-            start, train, valid, workdir, cfg, ctx.config.seed + iteration,
+            start,
+            train,
+            valid,
+            workdir,
+            cfg,
+            ctx.config.seed + iteration,
             on_epoch=lambda epoch, _total: update(epoch),
         )
     tmp = out.with_suffix(".tmp")
@@ -257,7 +267,9 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
             seed = cfg.seed * 1000 + iteration
             workers = cfg.explore.workers or os.cpu_count() or 1
             factory = CalculatorFactory(
-                cfg.model.backend, str(model), cfg.model.device,
+                cfg.model.backend,
+                str(model),
+                cfg.model.device,
                 threads=max(1, cfg.model.threads // workers),
             )
             ctx.report.info(
@@ -267,17 +279,25 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
 
             def log(traj):  # one line per trajectory
                 note = f" stopped at {traj.stopped}" if traj.stopped else ""
-                ctx.report.info(f"  MD {traj.task.label}: {len(traj.frames)} frames{note}")
+                ctx.report.info(
+                    f"  MD {traj.task.label}: {len(traj.frames)} frames{note}"
+                )
 
             trajs = explore(
-                ctx.structures, factory, cfg.explore, seed, on_trajectory=log,
+                ctx.structures,
+                factory,
+                cfg.explore,
+                seed,
+                on_trajectory=log,
                 workers=workers,
             )
             frames = [f for t in trajs for f in t.frames]
             stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
             _write_atomic(candidates_file, frames)
             (it_dir / "md_stops.txt").write_text("\n".join(stops))
-        candidates = read(candidates_file, ":") if candidates_file.stat().st_size else []
+        candidates = (
+            read(candidates_file, ":") if candidates_file.stat().st_size else []
+        )
         kept = filter_frames(candidates, ctx.structures, cfg.select, cfg.explore.guards)
         rng = np.random.default_rng([cfg.seed, iteration, 2])
         chosen = select_frames(kept, ctx.db.labelled(), cfg.select, rng)
@@ -316,7 +336,9 @@ def test_iteration(
             and errs.energy_rmse_eV_atom < conv.energy_rmse_eV_atom
         )
         f_rmse, e_rmse, s_rmse = (
-            errs.force_rmse_eV_A, errs.energy_rmse_eV_atom, errs.stress_rmse_GPa
+            errs.force_rmse_eV_A,
+            errs.energy_rmse_eV_atom,
+            errs.stress_rmse_GPa,
         )
     else:  # nothing new to learn from: exploration found nothing unfamiliar
         converged, f_rmse, e_rmse, s_rmse = True, None, None, None

@@ -23,7 +23,9 @@ def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
     out: list[Atoms] = []
     for cfg in configs:
         if not cfg.path.is_file():
-            raise PFDError(f"structure file '{cfg.path}' not found; check structures.path")
+            raise PFDError(
+                f"structure file '{cfg.path}' not found; check structures.path"
+            )
         try:
             images = read(cfg.path, index=cfg.index, format=cfg.format)
         except Exception as err:  # ase.io raises many types for bad files

@@ -24,15 +24,22 @@ def _run(*args: str):
         ({"explore": {"temperatures_K": [-10]}}, "must be > 0 K"),
         ({"structures": [{"path": "missing.cif"}]}, "structure file"),
         ({"model": {"checkpoint": "no-such-model.pth"}}, "not found"),
-        ({"labeler": {"calculator": "ase.calculators.nothere:X"}}, "cannot import module"),
-        ({"labeler": {"calculator": "ase.calculators.emt"}}, "must look like 'module:Class'"),
+        (
+            {"labeler": {"calculator": "ase.calculators.nothere:X"}},
+            "cannot import module",
+        ),
+        (
+            {"labeler": {"calculator": "ase.calculators.emt"}},
+            "must look like 'module:Class'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(make_config, overrides, expected):
     result = _run("run", str(make_config(overrides)))
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: ")
     assert expected in lines[0]
     assert "Traceback" not in result.output
 
@@ -41,8 +48,10 @@ def test_element_not_in_model(make_config, tmp_path: Path):
     from ase import Atoms
     from ase.io import write
 
-    write(tmp_path / "og.extxyz", Atoms("Og2", positions=[[0, 0, 0], [3, 0, 0]], cell=[8] * 3,
-                                        pbc=True))
+    write(
+        tmp_path / "og.extxyz",
+        Atoms("Og2", positions=[[0, 0, 0], [3, 0, 0]], cell=[8] * 3, pbc=True),
+    )
     result = _run("run", str(make_config({"structures": [{"path": "og.extxyz"}]})))
     assert result.exit_code == 1
     assert "does not cover element(s) Og" in result.output
@@ -52,9 +61,14 @@ def test_uninstalled_dft_code(make_config, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gpaw" else real(name, *a))
-    result = _run("run", str(make_config({"labeler": {"code": "gpaw", "calculator": None}})))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gpaw" else real(name, *a),
+    )
+    result = _run(
+        "run", str(make_config({"labeler": {"code": "gpaw", "calculator": None}}))
+    )
     assert result.exit_code == 1
     assert "GPAW is not installed" in result.output
 
@@ -90,8 +104,13 @@ def test_run_status_and_test(make_config, tmp_path: Path):
     assert "final model" in table.output
 
     out = tmp_path / "errors.json"
-    tested = _run("test", str(tmp_path / "run" / "final_model.pth"),
-                  str(tmp_path / "run" / "dft.extxyz"), "--output", str(out))
+    tested = _run(
+        "test",
+        str(tmp_path / "run" / "final_model.pth"),
+        str(tmp_path / "run" / "dft.extxyz"),
+        "--output",
+        str(out),
+    )
     assert tested.exit_code == 0, tested.output
     errors = json.loads(out.read_text())
     assert errors["all"]["n_frames"] == 5

@@ -14,7 +14,11 @@ from pfd.label import make_labeler
 
 pytest.importorskip("gpaw")
 
-FAST = {"mode": {"ecut": 200.0}, "kpts": {"density": 1.0}, "convergence": {"energy": 1e-7}}
+FAST = {
+    "mode": {"ecut": 200.0},
+    "kpts": {"density": 1.0},
+    "convergence": {"energy": 1e-7},
+}
 
 
 def test_gpaw_forces_match_finite_differences(tmp_path: Path):
@@ -43,6 +47,8 @@ def test_gpaw_forces_match_finite_differences(tmp_path: Path):
 
 
 def test_gpaw_unknown_setup_is_a_clear_error():
-    labeler = make_labeler(LabelerConfig(code="gpaw", parameters={"xc": "NOT-A-FUNCTIONAL"}))
+    labeler = make_labeler(
+        LabelerConfig(code="gpaw", parameters={"xc": "NOT-A-FUNCTIONAL"})
+    )
     with pytest.raises(PFDError, match="GPAW has no NOT-A-FUNCTIONAL PAW setup for Si"):
         labeler.check({"Si"})

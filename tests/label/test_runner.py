@@ -18,44 +18,67 @@ def _db_with_frames(tmp_path: Path, n: int) -> RunDB:
     rng = np.random.default_rng(3)
     base = bulk("Cu", "fcc", 3.6, cubic=True)
     for k in range(n):
-        db.add_pending(perturb(base, rng, 0.05, 0.02), uid=f"f{k}", iteration=1,
-                       stage="explore", source="test")
+        db.add_pending(
+            perturb(base, rng, 0.05, 0.02),
+            uid=f"f{k}",
+            iteration=1,
+            stage="explore",
+            source="test",
+        )
     return db
 
 
 def _labeler(calculator: str, **parameters):
-    return make_labeler(LabelerConfig(code="ase", calculator=calculator, parameters=parameters))
+    return make_labeler(
+        LabelerConfig(code="ase", calculator=calculator, parameters=parameters)
+    )
 
 
 def test_labels_are_stored_with_settings_and_match_emt(tmp_path: Path):
     from ase.calculators.emt import EMT
 
     db = _db_with_frames(tmp_path, 4)
-    stats = label_frames(db, _labeler("ase.calculators.emt:EMT"), 1, tmp_path / "jobs",
-                         workers=2, timeout_s=60, max_attempts=2)
-    assert stats.labelled == 4 and stats.failed == 0
+    stats = label_frames(
+        db,
+        _labeler("ase.calculators.emt:EMT"),
+        1,
+        tmp_path / "jobs",
+        workers=2,
+        timeout_s=60,
+        max_attempts=2,
+    )
+    assert stats.labelled == 4
+    assert stats.failed == 0
     frames = db.frames(status="labelled")
     assert len(frames) == 4
     for frame in frames:
         ref = frame.atoms.copy()
         ref.calc = EMT()
-        assert frame.atoms.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-6)
-        np.testing.assert_allclose(frame.atoms.get_forces(), ref.get_forces(), atol=1e-6)
+        assert frame.atoms.get_potential_energy() == pytest.approx(
+            ref.get_potential_energy(), abs=1e-6
+        )
+        np.testing.assert_allclose(
+            frame.atoms.get_forces(), ref.get_forces(), atol=1e-6
+        )
         assert frame.atoms.get_stress().shape == (6,)
     row = db._db.get(uid="f0")
     assert row.data["label_settings"]["code"] == "ase.calculators.emt:EMT"
 
 
-@pytest.mark.parametrize(("mode", "reason"), [
-    ("raise", "SCF did not converge (injected)"),
-    ("nan", "non-finite forces"),
-    ("crash", "worker exited with code 9"),
-])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("raise", "SCF did not converge (injected)"),
+        ("nan", "non-finite forces"),
+        ("crash", "worker exited with code 9"),
+    ],
+)
 def test_failed_label_costs_one_frame(tmp_path: Path, mode: str, reason: str):
     db = _db_with_frames(tmp_path, 6)
     labeler = _labeler("pfd.testing:FlakyEMT", mode=mode, every=2)
-    stats = label_frames(db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60,
-                         max_attempts=2)
+    stats = label_frames(
+        db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60, max_attempts=2
+    )
     failed = db.frames(status="failed")
     assert 0 < len(failed) < 6
     assert stats.labelled + stats.failed == 6
@@ -69,7 +92,9 @@ def test_failed_label_costs_one_frame(tmp_path: Path, mode: str, reason: str):
 def test_timeout_marks_frame_failed(tmp_path: Path):
     db = _db_with_frames(tmp_path, 2)
     labeler = _labeler("pfd.testing:FlakyEMT", mode="hang", every=1)
-    label_frames(db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=3, max_attempts=1)
+    label_frames(
+        db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=3, max_attempts=1
+    )
     failed = db.frames(status="failed")
     assert len(failed) == 2
     assert "timed out after 3 s" in db._db.get(id=failed[0].id).reason
@@ -79,12 +104,18 @@ def test_finished_job_is_read_back_not_recomputed(tmp_path: Path):
     log = tmp_path / "calls.log"
     db = _db_with_frames(tmp_path, 3)
     labeler = _labeler("pfd.testing:CountingEMT", log=str(log))
-    label_frames(db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60, max_attempts=1)
+    label_frames(
+        db, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60, max_attempts=1
+    )
     assert len(log.read_text().splitlines()) == 3
     # the driver "died" after the jobs finished but before storing one label
     db2 = RunDB(tmp_path / "pfd2.db")
     for frame in db.frames():
-        db2.add_pending(frame.atoms, uid=frame.uid, iteration=1, stage="explore", source="")
-    label_frames(db2, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60, max_attempts=1)
+        db2.add_pending(
+            frame.atoms, uid=frame.uid, iteration=1, stage="explore", source=""
+        )
+    label_frames(
+        db2, labeler, 1, tmp_path / "jobs", workers=2, timeout_s=60, max_attempts=1
+    )
     assert db2.count(status="labelled") == 3
     assert len(log.read_text().splitlines()) == 3  # no new calculation

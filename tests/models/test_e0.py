@@ -12,17 +12,28 @@ def _frame(symbols_count: dict[str, int], energy: float):
     from ase import Atoms
 
     symbols = "".join(f"{s}{n}" for s, n in symbols_count.items())
-    atoms = Atoms(symbols, positions=np.random.default_rng(0).random((sum(symbols_count.values()), 3)) * 5)
-    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.zeros((len(atoms), 3)))
+    atoms = Atoms(
+        symbols,
+        positions=np.random.default_rng(0).random((sum(symbols_count.values()), 3)) * 5,
+    )
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=energy, forces=np.zeros((len(atoms), 3))
+    )
     return atoms
 
 
 def test_recovers_per_element_offsets():
     # reference = predicted + 2.0 eV per Li + (-1.5) eV per Cl
-    comps = [{"Li": 1, "Cl": 1}, {"Li": 2, "Cl": 1}, {"Li": 1, "Cl": 3}, {"Li": 4, "Cl": 2}]
+    comps = [
+        {"Li": 1, "Cl": 1},
+        {"Li": 2, "Cl": 1},
+        {"Li": 1, "Cl": 3},
+        {"Li": 4, "Cl": 2},
+    ]
     predicted = [-3.0, -5.0, -8.0, -12.0]
     frames = [
-        _frame(c, p + 2.0 * c["Li"] - 1.5 * c["Cl"]) for c, p in zip(comps, predicted, strict=True)
+        _frame(c, p + 2.0 * c["Li"] - 1.5 * c["Cl"])
+        for c, p in zip(comps, predicted, strict=True)
     ]
     shift = fit_e0_shift(frames, predicted)
     assert shift[3] == pytest.approx(2.0)

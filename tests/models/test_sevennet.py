@@ -32,7 +32,8 @@ def frames():
 
 def test_shipped_checkpoint_resolves_without_download(backend):
     path = backend.resolve("7net-0")
-    assert path.is_file() and "sevenn" in str(path)
+    assert path.is_file()
+    assert "sevenn" in str(path)
     with pytest.raises(PFDError, match="nothing is downloaded"):
         backend.resolve("7net-omni")
 
@@ -62,9 +63,15 @@ def test_fine_tune_lowers_training_error(backend, frames, tmp_path: Path):
     before = evaluate(frames, backend.calculator(base))
     epochs = []
     out = backend.fine_tune(
-        base, frames[:5], frames[5:], tmp_path / "ft", FineTuneConfig(epochs=3, batch_size=2),
-        seed=1, on_epoch=lambda i, n: epochs.append((i, n)),
+        base,
+        frames[:5],
+        frames[5:],
+        tmp_path / "ft",
+        FineTuneConfig(epochs=3, batch_size=2),
+        seed=1,
+        on_epoch=lambda i, n: epochs.append((i, n)),
     )
-    assert out.exists() and epochs[-1] == (3, 3)
+    assert out.exists()
+    assert epochs[-1] == (3, 3)
     after = evaluate(frames[:5], backend.calculator(out))
     assert after.force_rmse_eV_A < before.force_rmse_eV_A

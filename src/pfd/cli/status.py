@@ -1,4 +1,4 @@
-"""Show a run's progress: labels, errors on new DFT frames per iteration, convergence."""
+"""Show a run's progress: labels, new-frame errors per iteration, convergence."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ def command(
     from pfd.state import DB, RunState
 
     if not (run_dir / DB).exists():
-        raise PFDError(f"'{run_dir}' is not a pfd run directory (no {DB}); check the path")
+        raise PFDError(
+            f"'{run_dir}' is not a pfd run directory (no {DB}); check the path"
+        )
     db = RunDB(run_dir / DB)
     state = RunState.load(run_dir)
-    counts = {
-        s: db.count(status=s) for s in ("labelled", "failed", "pending")
-    }
+    counts = {s: db.count(status=s) for s in ("labelled", "failed", "pending")}
     if json_out:
         typer.echo(json.dumps({"frames": counts, **asdict(state)}, indent=2))
         return
@@ -41,22 +41,39 @@ def command(
         caption="errors of each iteration's model on the new DFT frames it never saw; "
         "iteration 0: the foundation model, zero-shot, on the initial frames",
     )
-    for col in ("iter", "trained on", "new DFT", "failed", "F RMSE eV/Å",
-                "E RMSE meV/atom", "S RMSE GPa", "conv."):
+    for col in (
+        "iter",
+        "trained on",
+        "new DFT",
+        "failed",
+        "F RMSE eV/Å",
+        "E RMSE meV/atom",
+        "S RMSE GPa",
+        "conv.",
+    ):
         table.add_column(col, justify="right")
     if state.foundation:
         f = state.foundation
         table.add_row(
-            "0", "0", str(f["n_frames"]),
+            "0",
+            "0",
+            str(f["n_frames"]),
             str(db.count(iteration=0, status="failed")),
-            f"{f['force_rmse_eV_A']:.3f}", f"{f['energy_rmse_eV_atom'] * 1000:.1f}",
-            "-" if f["stress_rmse_GPa"] is None else f"{f['stress_rmse_GPa']:.2f}", "-",
+            f"{f['force_rmse_eV_A']:.3f}",
+            f"{f['energy_rmse_eV_atom'] * 1000:.1f}",
+            "-" if f["stress_rmse_GPa"] is None else f"{f['stress_rmse_GPa']:.2f}",
+            "-",
         )
     for r in state.iterations:
         table.add_row(
-            str(r.iteration), str(r.n_train), str(r.n_new), str(r.n_failed),
+            str(r.iteration),
+            str(r.n_train),
+            str(r.n_new),
+            str(r.n_failed),
             "-" if r.force_rmse_eV_A is None else f"{r.force_rmse_eV_A:.3f}",
-            "-" if r.energy_rmse_eV_atom is None else f"{r.energy_rmse_eV_atom * 1000:.1f}",
+            "-"
+            if r.energy_rmse_eV_atom is None
+            else f"{r.energy_rmse_eV_atom * 1000:.1f}",
             "-" if r.stress_rmse_GPa is None else f"{r.stress_rmse_GPa:.2f}",
             "yes" if r.converged else "no",
         )
@@ -65,5 +82,9 @@ def command(
     console.print(
         f"frames: {counts['labelled']} labelled, {counts['failed']} failed, "
         f"{counts['pending']} pending; "
-        + (f"final model: {state.final_model}" if state.finished else "run not finished")
+        + (
+            f"final model: {state.final_model}"
+            if state.finished
+            else "run not finished"
+        )
     )

@@ -12,7 +12,9 @@ NAME = "test"
 
 def command(
     model: Annotated[str, typer.Argument(help="Model file or shipped name (7net-0).")],
-    data: Annotated[Path, typer.Argument(help="Labelled frames (extxyz or any ase.io).")],
+    data: Annotated[
+        Path, typer.Argument(help="Labelled frames (extxyz or any ase.io).")
+    ],
     backend: Annotated[str, typer.Option(help="Model backend.")] = "sevennet",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the errors as JSON.")
@@ -49,13 +51,23 @@ def command(
     if output:
         output.write_text(json.dumps(payload, indent=2))
     table = Table(title=f"{Path(model).name} on {data.name}")
-    for col in ("subset", "frames", "E RMSE meV/atom", "E MAE meV/atom",
-                "F RMSE eV/Å", "F MAE eV/Å", "S RMSE GPa"):
+    for col in (
+        "subset",
+        "frames",
+        "E RMSE meV/atom",
+        "E MAE meV/atom",
+        "F RMSE eV/Å",
+        "F MAE eV/Å",
+        "S RMSE GPa",
+    ):
         table.add_column(col, justify="right")
     for name, e in result.items():
         table.add_row(
-            name, str(e.n_frames), f"{e.energy_rmse_eV_atom * 1000:.2f}",
-            f"{e.energy_mae_eV_atom * 1000:.2f}", f"{e.force_rmse_eV_A:.4f}",
+            name,
+            str(e.n_frames),
+            f"{e.energy_rmse_eV_atom * 1000:.2f}",
+            f"{e.energy_mae_eV_atom * 1000:.2f}",
+            f"{e.force_rmse_eV_A:.4f}",
             f"{e.force_mae_eV_A:.4f}",
             "-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}",
         )

@@ -24,15 +24,18 @@ class Labeler(Protocol):
         ...
 
     def check(self, symbols: set[str]) -> None:
-        """Raise :class:`pfd.errors.PFDError` if the code cannot label these elements."""
+        """Raise :class:`pfd.errors.PFDError` if these elements cannot be labelled."""
         ...
 
     def calculate(self, atoms: Atoms, workdir: str) -> Atoms:
-        """Return a copy of ``atoms`` carrying energy, forces (and stress if periodic)."""
+        """A copy of ``atoms`` with energy, forces (and stress if periodic)."""
         ...
 
 
-_REGISTRY = {"gpaw": "pfd.label.gpaw:GPAWLabeler", "ase": "pfd.label.ase_calc:ASELabeler"}
+_REGISTRY = {
+    "gpaw": "pfd.label.gpaw:GPAWLabeler",
+    "ase": "pfd.label.ase_calc:ASELabeler",
+}
 
 
 def make_labeler(cfg: LabelerConfig) -> Labeler:

@@ -58,7 +58,9 @@ class ASELabeler:
         try:
             cls(**self.parameters)
         except TypeError as err:
-            raise PFDError(f"labeler.parameters do not fit {self.calculator}: {err}") from err
+            raise PFDError(
+                f"labeler.parameters do not fit {self.calculator}: {err}"
+            ) from err
 
     def calculate(self, atoms: Atoms, workdir: str) -> Atoms:
         calc = import_calculator(self.calculator)(**self.parameters)

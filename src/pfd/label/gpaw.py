@@ -50,7 +50,11 @@ class GPAWLabeler:
     def settings(self) -> dict[str, Any]:
         from importlib.metadata import version
 
-        return {"code": "gpaw", "version": version("gpaw"), "parameters": self.parameters}
+        return {
+            "code": "gpaw",
+            "version": version("gpaw"),
+            "parameters": self.parameters,
+        }
 
     def check(self, symbols: set[str]) -> None:
         if importlib.util.find_spec("gpaw") is None:

@@ -8,11 +8,9 @@ result was not yet stored (the driver was killed) is read back, not recomputed.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import read, write
 
+from pfd._proc import die_with_parent
 from pfd.db import RunDB
 from pfd.label import Labeler
 
@@ -41,14 +40,6 @@ class LabelStats:
     retried: int = 0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: kill the DFT job if the driver dies, so it never runs twice."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | None]:
     """Run (or read back) one job; returns (result, None) or (None, reason)."""
     output = jobdir / "output.extxyz"
@@ -63,7 +54,7 @@ def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | 
                     stderr=subprocess.STDOUT,
                     env=env,
                     timeout=timeout_s,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=die_with_parent(),
                     check=False,
                 )
             except subprocess.TimeoutExpired:

@@ -54,16 +54,24 @@ class ForceFieldBackend(Protocol):
         ...
 
 
-_REGISTRY = {"sevennet": "pfd.models.sevennet:SevenNetBackend"}
+BACKENDS = {"sevennet": "pfd.models.sevennet:SevenNetBackend"}
 
 
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
-    """The backend for ``cfg.backend``."""
-    module, _, name = _REGISTRY[cfg.backend].partition(":")
-    return getattr(import_module(module), name)(device=cfg.device, threads=cfg.threads)
+    """The backend for ``cfg.backend``: a registered name or ``module:Class``."""
+    from pfd.errors import PFDError
+
+    module, _, name = BACKENDS.get(cfg.backend, cfg.backend).partition(":")
+    try:
+        cls = getattr(import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise PFDError(f"cannot load model backend '{cfg.backend}': {err}") from err
+    return cls(device=cfg.device, threads=cfg.threads)
 
 
-def backend_by_name(name: str, device: str = "cpu", threads: int = 2) -> ForceFieldBackend:
+def backend_by_name(
+    name: str, device: str = "cpu", threads: int = 2
+) -> ForceFieldBackend:
     return make_backend(ModelConfig(backend=name, device=device, threads=threads))
 
 

@@ -6,9 +6,7 @@ import numpy as np
 from ase import Atoms
 
 
-def fit_e0_shift(
-    frames: list[Atoms], predicted: list[float]
-) -> dict[int, float]:
+def fit_e0_shift(frames: list[Atoms], predicted: list[float]) -> dict[int, float]:
     """Per-element energy shifts that best map predicted onto reference energies.
 
     Solves ``sum_Z n_Z(f) * dE_Z = E_ref(f) - E_pred(f)`` in least squares over
@@ -22,7 +20,10 @@ def fit_e0_shift(
         dtype=float,
     )
     residual = np.array(
-        [atoms.get_potential_energy() - e for atoms, e in zip(frames, predicted, strict=True)]
+        [
+            atoms.get_potential_energy() - e
+            for atoms, e in zip(frames, predicted, strict=True)
+        ]
     )
     shift, *_ = np.linalg.lstsq(counts, residual, rcond=None)
     return {z: float(s) for z, s in zip(numbers, shift, strict=True)}

@@ -1,4 +1,4 @@
-"""SevenNet backend: checkpoints shipped in the ``sevenn`` wheel, SevenNet's own trainer.
+"""SevenNet backend: checkpoints shipped in the sevenn wheel, SevenNet's own trainer.
 
 Fine-tuning runs ``sevenn train input.yaml`` in a subprocess (its own threads,
 its own log), continuing from the (E0-refitted) checkpoint with a fresh optimiser.
@@ -21,6 +21,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 
+from pfd._proc import die_with_parent
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -164,7 +165,11 @@ class SevenNetBackend:
             "force_loss_weight": cfg.force_weight,
             "stress_loss_weight": cfg.stress_weight if stress else 0.0,
             "per_epoch": cfg.epochs,
-            "error_record": [["Energy", "RMSE"], ["Force", "RMSE"], ["TotalLoss", "None"]]
+            "error_record": [
+                ["Energy", "RMSE"],
+                ["Force", "RMSE"],
+                ["TotalLoss", "None"],
+            ]
             + ([["Stress", "RMSE"]] if stress else []),
             "continue": {
                 "checkpoint": str(model),
@@ -186,7 +191,9 @@ class SevenNetBackend:
         final = workdir / f"checkpoint_{cfg.epochs}.pth"
         result = best if valid and best.exists() else final
         if not result.exists():
-            raise PFDError(f"SevenNet training wrote no checkpoint; see {workdir}/log.sevenn")
+            raise PFDError(
+                f"SevenNet training wrote no checkpoint; see {workdir}/log.sevenn"
+            )
         return result
 
     def _run_sevenn(
@@ -194,13 +201,24 @@ class SevenNetBackend:
     ) -> None:
         env = os.environ | {"OMP_NUM_THREADS": str(self.threads)}
         cmd = [
-            sys.executable, "-c", "from sevenn.main.sevenn import main; main()",
-            "train", "input.yaml", "-w", str(workdir), "-s",
+            sys.executable,
+            "-c",
+            "from sevenn.main.sevenn import main; main()",
+            "train",
+            "input.yaml",
+            "-w",
+            str(workdir),
+            "-s",
         ]
         with open(workdir / "stdout.log", "w") as log:
             proc = subprocess.Popen(
-                cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True,
+                cmd,
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=die_with_parent(),
             )
             assert proc.stdout is not None
             for line in proc.stdout:

@@ -1,0 +1,109 @@
+"""Break things on purpose: SIGKILL anywhere, then resume exactly.
+
+Uses the EMT stand-in backend (``pfd.testing:EMTBackend``) and an EMT labeller
+with a different cutoff (so the "model" is never perfect and the loop iterates),
+slowed down so that kills land in every step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pfd.db import RunDB
+from pfd.state import RunState
+
+KILLS = 10
+
+
+def _config(make_config, tmp_path: Path, name: str) -> Path:
+    return make_config(
+        {
+            "run_dir": f"run-{name}",
+            "model": {
+                "backend": "pfd.testing:EMTBackend",
+                "checkpoint": "foundation.json",
+            },
+            "labeler": {
+                "calculator": "pfd.testing:CountingEMT",
+                "parameters": {
+                    "log": str(tmp_path / f"calls-{name}.log"),
+                    "delay_s": 0.4,
+                    "asap_cutoff": True,
+                },
+                "workers": 2,
+            },
+            "explore": {"workers": 1, "steps": 40},
+            "finetune": {"epochs": 2},
+            "convergence": {"max_iterations": 3, "force_rmse_eV_A": 1e-6},
+        },
+        name=f"{name}.yaml",
+    )
+
+
+def _pfd(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pfd", "run", str(config), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=config.parent,
+    )
+
+
+def _labelled(run_dir: Path) -> set[tuple]:
+    db = RunDB(run_dir / "pfd.db")
+    return {
+        (f.uid, round(float(f.atoms.positions.sum()), 6))
+        for f in db.frames(status="labelled")
+    }
+
+
+def test_sigkill_anywhere_resumes_exactly(make_config, tmp_path: Path):
+    reference = _config(make_config, tmp_path, "ref")
+    t0 = time.perf_counter()
+    proc = _pfd(reference)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    duration = time.perf_counter() - t0
+    expected = _labelled(tmp_path / "run-ref")
+    assert len(expected) == 3 + 3 * 2  # initial + 3 iterations of 2
+
+    killed = _config(make_config, tmp_path, "kill")
+    rng = np.random.default_rng(11)
+    kills = 0
+    for _ in range(80):
+        proc = _pfd(killed)
+        # past start-up (about 2 s), then a random moment: MD, DFT, training,
+        # database writes, or between steps
+        try:
+            code = proc.wait(timeout=2.0 + rng.uniform(0, duration / 6))
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert code == 0, proc.stderr.read().decode()
+        break
+    assert kills >= KILLS
+    run = tmp_path / "run-kill"
+    assert RunState.load(run).finished
+    assert _labelled(run) == expected
+    calls = (tmp_path / "calls-kill.log").read_text().splitlines()
+    assert len(calls) == len(set(calls)) == len(expected)  # nothing labelled twice
+    assert RunDB(run / "pfd.db").integrity_ok()
+
+
+def test_changed_safe_setting_applies_on_resume(make_config, tmp_path):
+    path = _config(make_config, tmp_path, "a")
+    assert _pfd(path).wait(timeout=600) == 0
+    merged = _config(make_config, tmp_path, "a")
+    text = merged.read_text().replace("max_iterations: 3", "max_iterations: 4")
+    merged.write_text(text)
+    assert _pfd(merged).wait(timeout=600) == 0
+    state = RunState.load(tmp_path / "run-a")
+    assert [r.iteration for r in state.iterations] == [1, 2, 3, 4]
