@@ -114,7 +114,44 @@ def test_interrupted_labelling_resumes_without_repeating(
     assert len(fingerprints) == db.count(status="labelled") == 4 + 2
 
 
-def test_converges_and_stops_early(make_config):
+GUARD = """
+import socket
+_connect = socket.socket.connect
+def _no_network(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        raise OSError("network disabled by the pfd test suite")
+    return _connect(self, address)
+socket.socket.connect = _no_network
+socket.socket.connect_ex = _no_network
+"""
+
+
+def test_converges_and_stops_early_without_network(make_config, tmp_path, monkeypatch):
+    """No step (SevenNet loading or training, MD, DFT workers) touches the network."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    (tmp_path / "guard").mkdir()
+    (tmp_path / "guard" / "sitecustomize.py").write_text(GUARD)
+    path = os.pathsep.join([str(tmp_path / "guard"), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    probe = "import socket; socket.create_connection(('127.0.0.1', 9), timeout=1)"
+    child = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True
+    )
+    assert "network disabled by the pfd test suite" in child.stderr  # guard active
+    real = socket.socket.connect
+
+    def no_network(self, address):  # and in this process
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError("network disabled by the pfd test suite")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+
     cfg = load_config(make_config({"convergence": {"max_iterations": 3}}))
     state = run_finetune(cfg, QUIET)
     assert state.converged

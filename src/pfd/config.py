@@ -96,6 +96,12 @@ class LabelerConfig(_Model):
     )
     timeout_s: float | None = Field(None, gt=0, description="Per-frame time limit.")
     max_attempts: int = Field(2, ge=1, description="Tries per frame before giving up.")
+    max_failed_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop the run if more than this share of an iteration fails.",
+    )
 
     @model_validator(mode="after")
     def _check_calculator(self) -> LabelerConfig:

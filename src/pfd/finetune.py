@@ -39,8 +39,6 @@ from pfd.select import filter_frames, select_frames
 from pfd.state import DB, IterationRecord, RunState, prepare_run_dir
 from pfd.structures import perturb, read_structures
 
-MAX_FAILED_FRACTION = 0.5
-
 
 @dataclass
 class Context:
@@ -187,7 +185,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
         export_dft(ctx)
     total = ctx.db.count(iteration=iteration)
     failed = ctx.db.count(iteration=iteration, status=FAILED)
-    if total and failed / total > MAX_FAILED_FRACTION:
+    if total and failed / total > cfg.max_failed_fraction:
         raise PFDError(
             f"{failed} of {total} DFT calculations of iteration {iteration} failed "
             f"(see 'pfd status {ctx.run_dir}' and {ctx.run_dir}/label/*/error.txt); "

@@ -44,6 +44,16 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             typer.echo(f"Error: {err}", err=True)
             sys.exit(1)
+        except OSError as err:
+            if _state["debug"]:
+                raise
+            where = f" ({err.filename})" if err.filename else ""
+            typer.echo(
+                f"Error: {err.strerror or err}{where}; free some space or fix the "
+                "permissions and run again: what was already computed is kept",
+                err=True,
+            )
+            sys.exit(1)
         except KeyboardInterrupt:
             typer.echo("Interrupted: run the same command again to resume.", err=True)
             sys.exit(130)

@@ -79,6 +79,12 @@ def command(
         )
     console = Console()
     console.print(table)
+    for r in state.iterations:
+        times = ", ".join(f"{k} {v:.0f} s" for k, v in r.seconds.items())
+        stops = f"; {len(r.md_stops)} MD trajectories stopped by guards" * bool(
+            r.md_stops
+        )
+        console.print(f"iteration {r.iteration}: {times}{stops}")
     console.print(
         f"frames: {counts['labelled']} labelled, {counts['failed']} failed, "
         f"{counts['pending']} pending; "

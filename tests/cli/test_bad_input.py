@@ -1,0 +1,190 @@
+"""The bad-input catalogue: each mistake gives one line naming the problem and the
+fix, a non-zero exit code, no traceback, and leaves an existing run untouched."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from ase import Atoms
+from ase.build import bulk
+from ase.io import write
+from typer.testing import CliRunner
+
+from pfd.cli.main import app
+from tests.conftest import BASE_CONFIG, merge
+
+EMT_MODEL = {"backend": "pfd.testing:EMTBackend", "checkpoint": "foundation.json"}
+VALID = merge(BASE_CONFIG, {"model": EMT_MODEL, "explore": {"workers": 1}})
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A directory holding a finished run (run/) and input files for the cases."""
+    root = tmp_path_factory.mktemp("badinput")
+    write(root / "cu.extxyz", bulk("Cu", "fcc", 3.6, cubic=True))
+    write(root / "si.extxyz", bulk("Si", "diamond", 5.43))
+    write(
+        root / "overlap.extxyz",
+        Atoms("Cu2", [[0, 0, 0], [0.1, 0, 0]], cell=[6] * 3, pbc=True),
+    )
+    (root / "empty.xyz").write_text("")
+    (root / "junk.cif").write_text("data_junk\n_cell_length_a what\n")
+    (root / "afile").write_text("")
+    (root / "valid.yaml").write_text(yaml.safe_dump(VALID))
+    result = CliRunner().invoke(app, ["run", str(root / "valid.yaml"), "-q"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def _digest(run: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _yaml(update: dict) -> str:
+    return yaml.safe_dump(merge(VALID, update))
+
+
+CASES = {
+    "malformed yaml": ("structures: [\n", "malformed YAML at line"),
+    "not a mapping": ("- just\n- a list\n", "expected a mapping"),
+    "unknown key": (_yaml({"explor": {}}), "unknown key 'explor'"),
+    "unknown nested key": (_yaml({"explore": {"temp_K": [3]}}), "'explore.temp_K'"),
+    "wrong type": (_yaml({"explore": {"steps": "many"}}), "'explore.steps'"),
+    "negative temperature": (_yaml({"explore": {"temperatures_K": [-1]}}), "> 0 K"),
+    "no pressures": (_yaml({"explore": {"pressures_bar": []}}), "use [null] for NVT"),
+    "zero iterations": (
+        _yaml({"convergence": {"max_iterations": 0}}),
+        "'convergence.max_iterations'",
+    ),
+    "no structures": (_yaml({"structures": []}), "'structures'"),
+    "missing structure": (_yaml({"structures": [{"path": "nope.cif"}]}), "not found"),
+    "empty structure file": (
+        _yaml({"structures": [{"path": "empty.xyz"}]}),
+        "empty.xyz",
+    ),
+    "unreadable structure": (
+        _yaml({"structures": [{"path": "junk.cif"}]}),
+        "cannot read structure file",
+    ),
+    "overlapping atoms": (
+        _yaml({"structures": [{"path": "overlap.extxyz"}]}),
+        "(overlapping)",
+    ),
+    "element not in model": (
+        _yaml({"structures": [{"path": "si.extxyz"}]}),
+        "does not cover element(s) Si",
+    ),
+    "missing model file": (
+        _yaml({"model": {"backend": "sevennet", "checkpoint": "missing.pth"}}),
+        "nothing is downloaded",
+    ),
+    "unknown backend": (
+        _yaml({"model": {"backend": "mace9"}}),
+        "unknown backend 'mace9'",
+    ),
+    "unknown DFT code": (_yaml({"labeler": {"code": "vasp9"}}), "'labeler.code'"),
+    "calculator missing": (
+        _yaml({"labeler": {"calculator": None}}),
+        "needs labeler.calculator",
+    ),
+    "calculator not importable": (
+        _yaml({"labeler": {"calculator": "nowhere.calc:X"}}),
+        "cannot import module 'nowhere.calc'",
+    ),
+    "calculator path malformed": (
+        _yaml({"labeler": {"calculator": "ase.calculators.emt"}}),
+        "must look like 'module:Class'",
+    ),
+    "calculator bad parameter": (
+        _yaml({"labeler": {"calculator": "pfd.testing:CountingEMT"}}),  # needs log=
+        "labeler.parameters do not fit",
+    ),
+    "run dir is a file": (
+        _yaml({"run_dir": "afile/run"}),
+        "cannot write to run directory",
+    ),
+    "incompatible run dir": (
+        _yaml({"initial": {"frames_per_structure": 9}}),
+        "'initial' cannot change mid-run",
+    ),
+    "changed seed": (_yaml({"seed": 99}), "'seed' cannot change mid-run"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(workdir: Path, case: str):
+    text, expected = CASES[case]
+    config = workdir / f"{case.replace(' ', '_')}.yaml"
+    config.write_text(text)
+    before = _digest(workdir / "run")
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.output
+    assert _digest(workdir / "run") == before
+
+
+def test_dft_code_not_installed(workdir: Path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "gpaw" else real(n, *a)
+    )
+    config = workdir / "gpaw.yaml"
+    config.write_text(_yaml({"labeler": {"code": "gpaw", "calculator": None}}))
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 1
+    assert "GPAW is not installed" in result.output
+
+
+def test_disk_full_while_writing_a_model(workdir: Path, monkeypatch):
+    import pfd.finetune
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pfd.finetune.shutil, "copyfile", no_space)
+    before = _digest(workdir / "run")
+    result = CliRunner().invoke(app, ["run", str(workdir / "valid.yaml"), "-q"])
+    assert result.exit_code == 1
+    assert "No space left on device" in result.output
+    assert "free some space" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert _digest(workdir / "run") == before
+
+
+def test_missing_config_file(workdir: Path):
+    result = CliRunner().invoke(app, ["run", str(workdir / "absent.yaml")])
+    assert result.exit_code == 1
+    assert "config file" in result.output
+    assert "not found" in result.output
+
+
+def test_other_commands_name_their_bad_input(workdir: Path):
+    status = CliRunner().invoke(app, ["status", str(workdir)])
+    assert status.exit_code == 1
+    assert "not a pfd run directory" in status.output
+    test = CliRunner().invoke(app, ["test", "7net-0", str(workdir / "none.extxyz")])
+    assert test.exit_code == 1
+    assert "data file" in test.output
+
+
+def test_copy_of_finished_run_still_resumes(workdir: Path, tmp_path: Path):
+    shutil.copytree(workdir / "run", tmp_path / "run")
+    result = CliRunner().invoke(
+        app,
+        ["run", str(workdir / "valid.yaml"), "--run-dir", str(tmp_path / "run"), "-q"],
+    )
+    assert result.exit_code == 0, result.output
