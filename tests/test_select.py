@@ -55,3 +55,15 @@ def test_filters_drop_close_pairs_and_sheared_cells():
         [*frames, squashed, sheared], [base], SelectConfig(), GuardConfig()
     )
     assert len(kept) == len(frames)
+
+
+def test_stratified_selection_covers_every_condition():
+    base, frames = _frames()
+    for f in frames:  # near-duplicates at "300K", strained frames at "1500K"
+        f.info["condition"] = "1500K" if f.info["kind"] == "far" else "300K"
+    cfg = SelectConfig(max_per_iteration=2)
+    chosen = select_frames(frames, [base], cfg, np.random.default_rng(0))
+    assert sorted(f.info["condition"] for f in chosen) == ["1500K", "300K"]
+    plain = SelectConfig(max_per_iteration=2, stratify=False)
+    chosen = select_frames(frames, [base], plain, np.random.default_rng(0))
+    assert [f.info["condition"] for f in chosen] == ["1500K", "1500K"]

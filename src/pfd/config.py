@@ -46,7 +46,7 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _check_backend(self) -> ModelConfig:
-        from pfd.models import BACKENDS
+        from pfd.registry import BACKENDS
 
         if self.backend not in BACKENDS and ":" not in self.backend:
             raise ValueError(
@@ -185,6 +185,9 @@ class SelectConfig(_Model):
 
     method: Literal["entropy", "random"] = "entropy"
     max_per_iteration: int = Field(8, ge=1)
+    stratify: bool = Field(
+        True, description="Spread the picks over the MD conditions (T, P, ramps)."
+    )
     min_distance_A: float = Field(
         0.0, ge=0, description="Drop frames with a closer pair (0: use guard factor)."
     )

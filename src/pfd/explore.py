@@ -128,6 +128,7 @@ def run_md(
         frame.info = {
             "structure": task.structure,
             "source": f"{task.label} step {step}",
+            "condition": task.label,
             "temperature_K": float(system.get_temperature()),
         }
         traj.frames.append(frame)

@@ -35,51 +35,79 @@ def filter_frames(
     return kept
 
 
+def condition_of(atoms: Atoms) -> str:
+    """The MD condition (structure, temperature, ensemble) a frame was sampled at."""
+    if "condition" in atoms.info:
+        return str(atoms.info["condition"])
+    return str(atoms.info.get("source", "")).rsplit(" step", 1)[0]
+
+
 def select_frames(
     candidates: list[Atoms],
     labelled: list[Atoms],
     cfg: SelectConfig,
     rng: np.random.Generator,
 ) -> list[Atoms]:
-    """Pick at most ``cfg.max_per_iteration`` frames from ``candidates``."""
+    """Pick at most ``cfg.max_per_iteration`` frames from ``candidates``.
+
+    With ``cfg.stratify`` the picks go round the MD conditions (one per
+    condition per round, the most novel first), so that every temperature and
+    pressure the user asked for is labelled and tested, not only the hottest.
+    """
     if len(candidates) <= cfg.max_per_iteration:
         return list(candidates)
+    groups = [condition_of(a) if cfg.stratify else "" for a in candidates]
     if cfg.method == "random":
-        idx = rng.choice(len(candidates), cfg.max_per_iteration, replace=False)
-        return [candidates[i] for i in sorted(idx)]
-    return entropy_select(candidates, labelled, cfg)
-
-
-def entropy_select(
-    candidates: list[Atoms], labelled: list[Atoms], cfg: SelectConfig
-) -> list[Atoms]:
-    """Greedy maximum-novelty selection with QUESTS differential entropy.
-
-    A frame's score is the mean dH of its atoms against the reference set (the
-    labelled frames plus those already chosen); the best is chosen, added to the
-    reference, and the scores recomputed.
-    """
-    from quests.descriptor import get_descriptors
-    from quests.entropy import delta_entropy
-
-    def describe(atoms: Atoms) -> np.ndarray:
-        return get_descriptors([atoms], k=cfg.quests_k, cutoff=cfg.quests_cutoff_A)
-
-    descs = [describe(a) for a in candidates]
-    reference = [describe(a) for a in labelled]
+        scores = None
+    else:
+        scores = _NoveltyScorer(candidates, labelled, cfg)
     chosen: list[int] = []
     remaining = list(range(len(candidates)))
+    used: set[str] = set()
     while remaining and len(chosen) < cfg.max_per_iteration:
-        if reference:
-            ref = np.concatenate(reference)
-            scores = [
-                float(np.mean(delta_entropy(descs[i], ref, h=cfg.quests_bandwidth)))
-                for i in remaining
-            ]
-            best = remaining[int(np.argmax(scores))]
+        if not any(groups[i] not in used for i in remaining):
+            used.clear()  # a new round over the conditions
+        pool = [i for i in remaining if groups[i] not in used]
+        if scores is None:
+            best = int(rng.choice(pool))
         else:
-            best = remaining[0]
+            values = scores(pool)
+            best = pool[int(np.argmax(values))]
+            scores.add(best)
         chosen.append(best)
         remaining.remove(best)
-        reference.append(descs[best])
+        used.add(groups[best])
     return [candidates[i] for i in sorted(chosen)]
+
+
+class _NoveltyScorer:
+    """QUESTS differential entropy of candidate frames against a growing reference.
+
+    A frame's score is the mean dH of its atoms against the labelled frames plus
+    those already chosen (greedy maximum novelty, as PFD-kit selects).
+    """
+
+    def __init__(
+        self, candidates: list[Atoms], labelled: list[Atoms], cfg: SelectConfig
+    ):
+        from quests.descriptor import get_descriptors
+
+        def describe(atoms: Atoms) -> np.ndarray:
+            return get_descriptors([atoms], k=cfg.quests_k, cutoff=cfg.quests_cutoff_A)
+
+        self.h = cfg.quests_bandwidth
+        self.descs = [describe(a) for a in candidates]
+        self.reference = [describe(a) for a in labelled]
+
+    def add(self, index: int) -> None:
+        self.reference.append(self.descs[index])
+
+    def __call__(self, pool: list[int]) -> list[float]:
+        from quests.entropy import delta_entropy
+
+        if not self.reference:
+            return [0.0] * len(pool)
+        ref = np.concatenate(self.reference)
+        return [
+            float(np.mean(delta_entropy(self.descs[i], ref, h=self.h))) for i in pool
+        ]

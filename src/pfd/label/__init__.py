@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from ase import Atoms
 
 from pfd.config import LabelerConfig
+from pfd.registry import LABELERS
 
 
 class Labeler(Protocol):
@@ -32,13 +33,7 @@ class Labeler(Protocol):
         ...
 
 
-_REGISTRY = {
-    "gpaw": "pfd.label.gpaw:GPAWLabeler",
-    "ase": "pfd.label.ase_calc:ASELabeler",
-}
-
-
 def make_labeler(cfg: LabelerConfig) -> Labeler:
     """The labeller for ``cfg.code``."""
-    module, _, name = _REGISTRY[cfg.code].partition(":")
+    module, _, name = LABELERS[cfg.code].partition(":")
     return getattr(import_module(module), name).from_config(cfg)

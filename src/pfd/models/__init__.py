@@ -17,6 +17,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from pfd.config import FineTuneConfig, ModelConfig
+from pfd.registry import BACKENDS
 
 
 class ForceFieldBackend(Protocol):
@@ -52,9 +53,6 @@ class ForceFieldBackend(Protocol):
     ) -> Path:
         """Train ``model`` on ``train``; return the path of the new model file."""
         ...
-
-
-BACKENDS = {"sevennet": "pfd.models.sevennet:SevenNetBackend"}
 
 
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
