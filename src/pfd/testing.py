@@ -108,14 +108,15 @@ class EMTBackend:
 
     A "model" is a JSON file ``{"e0": {...}, "trained_on": n}``; its calculator
     is EMT shifted by ``e0``; "fine-tuning" refits ``e0`` on the training frames
-    (EMT's forces cannot change). Use ``backend: pfd.testing:EMTBackend`` and a
+    (EMT's forces cannot change), sleeping ``delay_s`` per epoch so that a test
+    can interrupt a "training". Use ``backend: pfd.testing:EMTBackend`` and a
     checkpoint path that may not exist yet: it is created as an untrained model.
     """
 
     name = "emt"
     ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
 
-    def __init__(self, device: str = "cpu", threads: int = 1, delay_s: float = 0.0):
+    def __init__(self, device: str = "cpu", threads: int = 1, delay_s: float = 0.2):
         self.delay_s = delay_s
 
     def resolve(self, model: str) -> Path:
@@ -172,3 +173,51 @@ class EMTBackend:
         payload = json.loads(out.read_text()) | {"trained_on": len(train) + len(valid)}
         out.write_text(json.dumps(payload))
         return out
+
+
+def check_backend_contract(backend, model: str, frames, workdir: Path) -> dict:
+    """The checks every force-field backend must pass (run them from your tests).
+
+    ``frames`` are labelled frames of elements the model covers, with an energy
+    zero different from the model's (as DFT codes have). Returns the measured
+    errors so callers can assert more.
+    """
+    from pfd.config import FineTuneConfig
+    from pfd.errors import PFDError
+    from pfd.evaluate import evaluate
+
+    path = backend.resolve(model)
+    symbols = {s for a in frames for s in a.get_chemical_symbols()}
+    backend.check_elements(path, symbols)
+    try:
+        backend.check_elements(path, symbols | {"Og"})
+    except PFDError as err:
+        if "Og" not in str(err):
+            raise AssertionError(f"error does not name the element: {err}") from err
+    else:
+        raise AssertionError("check_elements accepted oganesson")
+    calc = backend.calculator(path)
+    atoms = frames[0].copy()
+    atoms.calc = calc
+    assert np.isfinite(atoms.get_potential_energy())
+    assert atoms.get_forces().shape == (len(atoms), 3)
+    if all(atoms.pbc):
+        assert atoms.get_stress().shape == (6,)
+    before = evaluate(frames, calc)
+    refit = backend.refit_e0(path, frames, workdir / "e0" / "model")
+    after_e0 = evaluate(frames, backend.calculator(refit))
+    assert after_e0.energy_rmse_eV_atom < before.energy_rmse_eV_atom
+    epochs: list[int] = []
+    out = backend.fine_tune(
+        refit,
+        frames[1:],
+        frames[:1],
+        workdir / "ft",
+        FineTuneConfig(epochs=2, batch_size=2),
+        seed=0,
+        on_epoch=lambda i, n: epochs.append(i),
+    )
+    assert Path(out).exists()
+    assert epochs[-1] == 2
+    tuned = evaluate(frames[1:], backend.calculator(out))
+    return {"before": before, "after_e0": after_e0, "fine_tuned": tuned}

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
-from pfd.evaluate import evaluate
 from pfd.label.results import single_point
 from pfd.models.sevennet import SevenNetBackend
 from pfd.structures import perturb
@@ -43,35 +40,3 @@ def test_missing_checkpoint_and_uncovered_element(backend, tmp_path: Path):
         backend.resolve(str(tmp_path / "model.pth"))
     with pytest.raises(PFDError, match="does not cover element"):
         backend.check_elements(backend.resolve("7net-0"), {"Cu", "Og"})
-
-
-def test_e0_refit_removes_energy_offset(backend, frames, tmp_path: Path):
-    base = backend.resolve("7net-0")
-    before = evaluate(frames, backend.calculator(base))
-    refit = backend.refit_e0(base, frames, tmp_path / "e0.pth")
-    after = evaluate(frames, backend.calculator(refit))
-    # EMT's energy zero is ~4 eV/atom away from PBE's
-    assert before.energy_rmse_eV_atom > 1.0
-    assert after.energy_rmse_eV_atom < 0.05
-    # forces untouched by a constant per-atom shift
-    assert after.force_rmse_eV_A == pytest.approx(before.force_rmse_eV_A, rel=1e-4)
-    assert "Cu" in torch.load(refit, weights_only=False)["pfd_e0_shift_eV"]
-
-
-def test_fine_tune_lowers_training_error(backend, frames, tmp_path: Path):
-    base = backend.refit_e0(backend.resolve("7net-0"), frames, tmp_path / "e0.pth")
-    before = evaluate(frames, backend.calculator(base))
-    epochs = []
-    out = backend.fine_tune(
-        base,
-        frames[:5],
-        frames[5:],
-        tmp_path / "ft",
-        FineTuneConfig(epochs=3, batch_size=2),
-        seed=1,
-        on_epoch=lambda i, n: epochs.append((i, n)),
-    )
-    assert out.exists()
-    assert epochs[-1] == (3, 3)
-    after = evaluate(frames[:5], backend.calculator(out))
-    assert after.force_rmse_eV_A < before.force_rmse_eV_A
