@@ -207,6 +207,39 @@ class ConvergenceConfig(_Model):
     max_iterations: int = Field(5, ge=1)
 
 
+class ResourceConfig(_Model):
+    """Where one kind of task runs (a Parsl executor label) and what it may use."""
+
+    executor: str = Field(
+        "local", description="Label of an executor in the Parsl config."
+    )
+    cores: int = Field(1, ge=1, description="Cores per task (informational for Parsl).")
+    mpi: bool = False
+
+
+class ResourcesConfig(_Model):
+    """Resources per kind of task: DFT labels, MD trajectories, trainings."""
+
+    dft: ResourceConfig = ResourceConfig()
+    md: ResourceConfig = ResourceConfig()
+    train: ResourceConfig = ResourceConfig()
+
+    def __getitem__(self, kind: str) -> ResourceConfig:
+        return getattr(self, kind)
+
+
+class ExecutionConfig(_Model):
+    """How tasks are run: an embedded local pool (default) or Parsl."""
+
+    engine: Literal["local", "parsl"] = "local"
+    config: str | None = Field(
+        None,
+        description="For parsl: a .py file defining 'config = Config(...)' "
+        "(relative to the YAML file), or the preset 'local-htex'.",
+    )
+    resources: ResourcesConfig = ResourcesConfig()
+
+
 class RunConfig(_Model):
     """A whole PFD run, as written in one YAML file."""
 
@@ -221,6 +254,7 @@ class RunConfig(_Model):
     explore: ExploreConfig = ExploreConfig()
     select: SelectConfig = SelectConfig()
     convergence: ConvergenceConfig = ConvergenceConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
 
 # Sections whose change would invalidate what a run directory already holds.
@@ -277,6 +311,11 @@ def load_config(path: str | Path) -> RunConfig:
         "structures": structures,
         "run_dir": (base / config.run_dir).resolve(),
     }
+    parsl_cfg = config.execution.config
+    if parsl_cfg and parsl_cfg.endswith(".py"):
+        updates["execution"] = config.execution.model_copy(
+            update={"config": str((base / parsl_cfg).resolve())}
+        )
     ckpt = Path(config.model.checkpoint)
     if ckpt.suffix or "/" in config.model.checkpoint:
         updates["model"] = config.model.model_copy(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,6 +167,7 @@ def explore(
     seed: int,
     on_trajectory: Callable[[Trajectory], None] | None = None,
     workers: int = 1,
+    submit: Callable[..., Future] | None = None,
 ) -> list[Trajectory]:
     """Run every planned trajectory; the result does not depend on ``workers``.
 
@@ -176,6 +177,17 @@ def explore(
     """
     tasks = plan_md(structures, cfg, seed)
     out: list[Trajectory] = []
+    if submit is not None:  # an executor of the run (local pool or Parsl)
+        futures = [
+            submit("md", _md_job, make_calc, structures[t.structure], t, cfg)
+            for t in tasks
+        ]
+        for future in futures:
+            traj = future.result()
+            if on_trajectory:
+                on_trajectory(traj)
+            out.append(traj)
+        return out
     if workers <= 1 or len(tasks) == 1:
         calc = make_calc()
         for task in tasks:

@@ -26,10 +26,11 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from pfd.config import RunConfig
+from pfd.config import FineTuneConfig, ModelConfig, RunConfig
 from pfd.db import FAILED, LABELLED, RunDB
 from pfd.errors import PFDError
 from pfd.evaluate import evaluate
+from pfd.execute import Executor, make_executor
 from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
 from pfd.label.runner import label_frames
@@ -53,6 +54,7 @@ class Context:
     foundation: Path
     labeler: Labeler
     report: Reporter
+    executor: Executor | None = None
 
 
 def setup(config: RunConfig, report: Reporter) -> Context:
@@ -82,9 +84,24 @@ def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
     """Run (or resume) the fine-tuning loop to convergence or the iteration limit."""
     report = report or Reporter()
     ctx = setup(config, report)
+    cores = os.cpu_count() or 1
+    ctx.executor = make_executor(
+        config.execution,
+        ctx.run_dir,
+        dft_workers=config.labeler.workers or cores,
+        md_workers=config.explore.workers or cores,
+    )
+    try:
+        return _loop(ctx)
+    finally:
+        ctx.executor.close()
+
+
+def _loop(ctx: Context) -> RunState:
+    config, report = ctx.config, ctx.report
     ctx.state.finished = False
     conv = config.convergence
-    report.info(f"run directory {ctx.run_dir}")
+    report.info(f"run directory {ctx.run_dir} ({ctx.executor.name} executor)")
 
     add_initial_frames(ctx)
     label_iteration(ctx, 0)
@@ -163,7 +180,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
     cfg = ctx.config.labeler
     pending = ctx.db.count(iteration=iteration, status="pending")
     if pending:
-        workers = cfg.workers or os.cpu_count() or 1
+        workers = ctx.executor.slots("dft") if ctx.executor else cfg.workers or 1
         ctx.report.info(
             f"iteration {iteration}: labelling {pending} frames with "
             f"{ctx.labeler.code} ({workers} parallel jobs)"
@@ -178,6 +195,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
                 timeout_s=cfg.timeout_s,
                 max_attempts=cfg.max_attempts,
                 on_done=lambda done, _total: update(done),
+                submit=ctx.executor.submit if ctx.executor else None,
             )
         ctx.report.info(
             f"iteration {iteration}: {stats.labelled} labelled, {stats.failed} failed"
@@ -239,18 +257,36 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
         f"({len(valid)} for validation), {cfg.epochs} epochs"
     )
     with ctx.report.bar(f"train iteration {iteration}", cfg.epochs) as update:
-        result = ctx.backend.fine_tune(
-            start,
-            train,
-            valid,
-            workdir,
-            cfg,
-            ctx.config.seed + iteration,
-            on_epoch=lambda epoch, _total: update(epoch),
-        )
+        seed = ctx.config.seed + iteration
+        if ctx.executor is not None and ctx.executor.name != "local":
+            args = (ctx.config.model, start, train, valid, workdir, cfg, seed)
+            result = ctx.executor.submit("train", fine_tune_task, *args).result()
+        else:
+            result = ctx.backend.fine_tune(
+                start,
+                train,
+                valid,
+                workdir,
+                cfg,
+                seed,
+                on_epoch=lambda epoch, _total: update(epoch),
+            )
     tmp = out.with_suffix(".tmp")
     shutil.copyfile(result, tmp)
     os.replace(tmp, out)
+
+
+def fine_tune_task(
+    model_cfg: ModelConfig,
+    start: Path,
+    train: list[Atoms],
+    valid: list[Atoms],
+    workdir: Path,
+    cfg: FineTuneConfig,
+    seed: int,
+) -> Path:
+    """One training as a task (for remote executors): builds its own backend."""
+    return make_backend(model_cfg).fine_tune(start, train, valid, workdir, cfg, seed)
 
 
 def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
@@ -263,7 +299,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
         cfg = ctx.config
         if not candidates_file.exists():
             seed = cfg.seed * 1000 + iteration
-            workers = cfg.explore.workers or os.cpu_count() or 1
+            workers = ctx.executor.slots("md") if ctx.executor else 1
             factory = CalculatorFactory(
                 cfg.model.backend,
                 str(model),
@@ -288,6 +324,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
                 seed,
                 on_trajectory=log,
                 workers=workers,
+                submit=ctx.executor.submit if ctx.executor else None,
             )
             frames = [f for t in trajs for f in t.frames]
             stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]

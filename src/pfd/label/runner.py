@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +77,7 @@ def label_frames(
     timeout_s: float | None,
     max_attempts: int,
     on_done: Callable[[int, int], None] | None = None,
+    submit: Callable[..., Future] | None = None,
 ) -> LabelStats:
     """Label every pending frame of ``iteration``, retrying failures up to a limit."""
     settings = labeler.settings()
@@ -88,6 +89,7 @@ def label_frames(
             return stats
         total = len(pending)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            run = submit or (lambda _kind, fn, *args: pool.submit(fn, *args))
             futures = {}
             for frame in pending:
                 jobdir = jobs_root / frame.uid
@@ -99,7 +101,7 @@ def label_frames(
                 atoms = frame.atoms.copy()
                 atoms.info = {"uid": frame.uid}
                 write(jobdir / "input.extxyz", atoms)
-                futures[pool.submit(run_job, jobdir, timeout_s)] = frame
+                futures[run("dft", run_job, jobdir, timeout_s)] = frame
             for done, future in enumerate(as_completed(futures), start=1):
                 frame = futures[future]
                 result, reason = future.result()
