@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,8 @@ import torch
 import yaml
 from ase.build import bulk
 from ase.io import write
+
+from pfd.config import deep_merge as merge
 
 torch.set_num_threads(2)
 
@@ -36,16 +37,6 @@ BASE_CONFIG: dict[str, Any] = {
         "energy_rmse_eV_atom": 1.0,
     },
 }
-
-
-def merge(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Code below :func:`load_config` receives these models, never raw dictionaries.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -322,6 +323,17 @@ def load_config(path: str | Path) -> RunConfig:
             update={"checkpoint": str((base / ckpt).resolve())}
         )
     return config.model_copy(update=updates)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` merged in, recursively for nested mappings."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -7,10 +7,11 @@ and keeps the frames before it.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -177,29 +178,20 @@ def explore(
     """
     tasks = plan_md(structures, cfg, seed)
     out: list[Trajectory] = []
-    if submit is not None:  # an executor of the run (local pool or Parsl)
+    with contextlib.ExitStack() as stack:
+        if submit is None:  # no executor given: a pool of our own
+            if workers > 1 and len(tasks) > 1:
+                ctx = multiprocessing.get_context("spawn")
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            else:
+                pool = ThreadPoolExecutor(max_workers=1)
+            stack.enter_context(pool)
+
+            def submit(_kind, fn, *args):
+                return pool.submit(fn, *args)
+
         futures = [
             submit("md", _md_job, make_calc, structures[t.structure], t, cfg)
-            for t in tasks
-        ]
-        for future in futures:
-            traj = future.result()
-            if on_trajectory:
-                on_trajectory(traj)
-            out.append(traj)
-        return out
-    if workers <= 1 or len(tasks) == 1:
-        calc = make_calc()
-        for task in tasks:
-            traj = run_md(structures[task.structure], calc, task, cfg)
-            if on_trajectory:
-                on_trajectory(traj)
-            out.append(traj)
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(_md_job, make_calc, structures[t.structure], t, cfg)
             for t in tasks
         ]
         for future in futures:
