@@ -96,6 +96,11 @@ class LabelerConfig(_Model):
         0, ge=0, description="Parallel DFT jobs; 0 means one per CPU core."
     )
     timeout_s: float | None = Field(None, gt=0, description="Per-frame time limit.")
+    launcher: str | None = Field(
+        None,
+        description="Command prefix for each DFT job, e.g. 'mpirun -n 32' or "
+        "'srun -n 32' (how to run, kept apart from what the labeller writes).",
+    )
     max_attempts: int = Field(2, ge=1, description="Tries per frame before giving up.")
     max_failed_fraction: float = Field(
         0.5,

@@ -194,6 +194,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
                 workers=workers,
                 timeout_s=cfg.timeout_s,
                 max_attempts=cfg.max_attempts,
+                launcher=cfg.launcher,
                 on_done=lambda done, _total: update(done),
                 submit=ctx.executor.submit if ctx.executor else None,
             )

@@ -119,3 +119,34 @@ def test_finished_job_is_read_back_not_recomputed(tmp_path: Path):
     )
     assert db2.count(status="labelled") == 3
     assert len(log.read_text().splitlines()) == 3  # no new calculation
+
+
+def test_launcher_prefixes_every_job(tmp_path: Path):
+    """`labeler.launcher` (e.g. 'mpirun -n 32') wraps each job's command."""
+    db = _db_with_frames(tmp_path, 2)
+    stats = label_frames(
+        db,
+        _labeler("ase.calculators.emt:EMT"),
+        1,
+        tmp_path / "jobs",
+        workers=2,
+        timeout_s=60,
+        max_attempts=1,
+        launcher="env PFD_LAUNCHED=yes",
+    )
+    assert stats.labelled == 2
+    (tmp_path / "b").mkdir()
+    db2 = _db_with_frames(tmp_path / "b", 1)
+    label_frames(
+        db2,
+        _labeler("ase.calculators.emt:EMT"),
+        1,
+        tmp_path / "jobs2",
+        workers=1,
+        timeout_s=60,
+        max_attempts=1,
+        launcher="no-such-mpirun -n 4",
+    )
+    (failed,) = db2.frames(status="failed")
+    assert "cannot start the DFT job" in db2._db.get(id=failed.id).reason
+    assert "no-such-mpirun" in db2._db.get(id=failed.id).reason

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,9 @@ class LabelStats:
     retried: int = 0
 
 
-def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | None]:
+def run_job(
+    jobdir: Path, timeout_s: float | None, launcher: str | None = None
+) -> tuple[Atoms | None, str | None]:
     """Run (or read back) one job; returns (result, None) or (None, reason)."""
     output = jobdir / "output.extxyz"
     if not output.exists():
@@ -49,7 +52,13 @@ def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | 
         with open(jobdir / "worker.log", "ab") as log:
             try:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "pfd.label.worker", str(jobdir)],
+                    [
+                        *shlex.split(launcher or ""),
+                        sys.executable,
+                        "-m",
+                        "pfd.label.worker",
+                        str(jobdir),
+                    ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -57,6 +66,8 @@ def run_job(jobdir: Path, timeout_s: float | None) -> tuple[Atoms | None, str | 
                     preexec_fn=die_with_parent(),
                     check=False,
                 )
+            except FileNotFoundError as err:  # the launcher itself is missing
+                return None, f"cannot start the DFT job: {err}"
             except subprocess.TimeoutExpired:
                 return None, f"timed out after {timeout_s:g} s"
         if not output.exists():
@@ -76,6 +87,7 @@ def label_frames(
     workers: int,
     timeout_s: float | None,
     max_attempts: int,
+    launcher: str | None = None,
     on_done: Callable[[int, int], None] | None = None,
     submit: Callable[..., Future] | None = None,
 ) -> LabelStats:
@@ -101,7 +113,7 @@ def label_frames(
                 atoms = frame.atoms.copy()
                 atoms.info = {"uid": frame.uid}
                 write(jobdir / "input.extxyz", atoms)
-                futures[run("dft", run_job, jobdir, timeout_s)] = frame
+                futures[run("dft", run_job, jobdir, timeout_s, launcher)] = frame
             for done, future in enumerate(as_completed(futures), start=1):
                 frame = futures[future]
                 result, reason = future.result()
