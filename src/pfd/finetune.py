@@ -108,13 +108,14 @@ def _loop(ctx: Context) -> RunState:
     if ctx.state.foundation is None:
         test_foundation(ctx)
 
-    model: Path | None = None
+    converged: IterationRecord | None = None
     for it in range(1, conv.max_iterations + 1):
         done = ctx.state.get(it)
         model = ctx.run_dir / f"iter_{it:03d}" / "model.pth"
         if done is not None:
             done.converged = meets_targets(done, conv)  # thresholds may have changed
             if done.converged:
+                converged = done
                 break
             continue
         times: dict[str, float] = {}
@@ -129,13 +130,13 @@ def _loop(ctx: Context) -> RunState:
         times["label"] = time.perf_counter() - t0
         record = test_iteration(ctx, it, model, stops, times)
         if record.converged:
+            converged = record
             break
 
     state = ctx.state
-    last = state.iterations[-1] if state.iterations else None
-    state.converged = bool(last and last.converged)
-    if state.converged and last is not None:
-        state.final_model = last.model
+    state.converged = converged is not None
+    if converged is not None:
+        state.final_model = converged.model
     else:
         n_labels = ctx.db.count(status=LABELLED)
         final = ctx.run_dir / f"final_{n_labels:04d}" / "model.pth"
