@@ -107,3 +107,18 @@ def test_changed_safe_setting_applies_on_resume(make_config, tmp_path):
     assert _pfd(merged).wait(timeout=600) == 0
     state = RunState.load(tmp_path / "run-a")
     assert [r.iteration for r in state.iterations] == [1, 2, 3, 4]
+
+
+def test_relaxed_threshold_on_resume_picks_the_iteration_that_meets_it(
+    make_config, tmp_path
+):
+    path = _config(make_config, tmp_path, "b")
+    path.write_text(path.read_text().replace("max_iterations: 3", "max_iterations: 2"))
+    assert _pfd(path).wait(timeout=600) == 0
+    state = RunState.load(tmp_path / "run-b")
+    assert not state.converged
+    path.write_text(path.read_text().replace("1.0e-06", "10.0"))
+    assert _pfd(path).wait(timeout=600) == 0
+    state = RunState.load(tmp_path / "run-b")
+    assert state.converged
+    assert state.final_model == str(tmp_path / "run-b" / "iter_001" / "model.pth")
