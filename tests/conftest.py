@@ -39,6 +39,27 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+def stand_in(tmp_path: Path, name: str, delay_s: float = 0.0) -> dict[str, Any]:
+    """Overrides for a fast loop: the EMT stand-in model, a counting EMT labeller.
+
+    The labeller uses another EMT cutoff than the model, so the model is never
+    exact and the loop iterates; each label appends a line to calls-NAME.log.
+    """
+    return {
+        "run_dir": f"run-{name}",
+        "model": {"backend": "pfd.testing:EMTBackend", "checkpoint": "foundation.json"},
+        "labeler": {
+            "calculator": "pfd.testing:CountingEMT",
+            "parameters": {
+                "log": str(tmp_path / f"calls-{name}.log"),
+                "asap_cutoff": True,
+                "delay_s": delay_s,
+            },
+        },
+        "convergence": {"force_rmse_eV_A": 1e-6},
+    }
+
+
 @pytest.fixture
 def make_config(tmp_path: Path):
     """Write cu.extxyz and a pfd.yaml (BASE_CONFIG updated by ``overrides``)."""

@@ -14,6 +14,7 @@ from pfd.errors import PFDError
 from pfd.execute import ParslExecutor, load_parsl_config
 from pfd.finetune import run_finetune
 from pfd.progress import Reporter
+from tests.conftest import merge, stand_in
 
 pytest.importorskip("parsl")
 
@@ -23,24 +24,14 @@ QUIET = Reporter(quiet=True)
 def _config(make_config, tmp_path: Path, name: str, engine: str, delay: float = 0.0):
     return load_config(
         make_config(
-            {
-                "run_dir": f"run-{name}",
-                "model": {
-                    "backend": "pfd.testing:EMTBackend",
-                    "checkpoint": "foundation.json",
+            merge(
+                stand_in(tmp_path, name, delay),
+                {
+                    "explore": {"workers": 2},
+                    "convergence": {"max_iterations": 2},
+                    "execution": {"engine": engine, "config": "local-htex"},
                 },
-                "labeler": {
-                    "calculator": "pfd.testing:CountingEMT",
-                    "parameters": {
-                        "log": str(tmp_path / f"calls-{name}.log"),
-                        "asap_cutoff": True,
-                        "delay_s": delay,
-                    },
-                },
-                "explore": {"workers": 2},
-                "convergence": {"max_iterations": 2, "force_rmse_eV_A": 1e-6},
-                "execution": {"engine": engine, "config": "local-htex"},
-            },
+            ),
             name=f"{name}.yaml",
         )
     )

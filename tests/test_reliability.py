@@ -18,31 +18,22 @@ import numpy as np
 
 from pfd.db import RunDB
 from pfd.state import RunState
+from tests.conftest import merge, stand_in
 
 KILLS = 10
 
 
 def _config(make_config, tmp_path: Path, name: str) -> Path:
     return make_config(
-        {
-            "run_dir": f"run-{name}",
-            "model": {
-                "backend": "pfd.testing:EMTBackend",
-                "checkpoint": "foundation.json",
+        merge(
+            stand_in(tmp_path, name, delay_s=0.4),
+            {
+                "labeler": {"workers": 2},
+                "explore": {"workers": 1, "steps": 40},
+                "finetune": {"epochs": 2},
+                "convergence": {"max_iterations": 3},
             },
-            "labeler": {
-                "calculator": "pfd.testing:CountingEMT",
-                "parameters": {
-                    "log": str(tmp_path / f"calls-{name}.log"),
-                    "delay_s": 0.4,
-                    "asap_cutoff": True,
-                },
-                "workers": 2,
-            },
-            "explore": {"workers": 1, "steps": 40},
-            "finetune": {"epochs": 2},
-            "convergence": {"max_iterations": 3, "force_rmse_eV_A": 1e-6},
-        },
+        ),
         name=f"{name}.yaml",
     )
 
