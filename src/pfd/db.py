@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,10 +119,6 @@ class RunDB:
 
     def count(self, **query: Any) -> int:
         return self._db.count(**query)
-
-    def iterations_present(self) -> Iterator[int]:
-        seen = {row.iteration for row in self._db.select(columns=["key_value_pairs"])}
-        yield from sorted(seen)
 
     def integrity_ok(self) -> bool:
         with sqlite3.connect(self.path) as con:
