@@ -38,13 +38,25 @@ def _config(make_config, tmp_path: Path, name: str) -> Path:
     )
 
 
-def _pfd(config: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pfd", "run", str(config), "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=config.parent,
-    )
+class _Run(subprocess.Popen):
+    """``pfd run`` with stderr in a file (a pipe nobody reads can fill and block)."""
+
+    def __init__(self, config: Path) -> None:
+        self.log = config.parent / f"{config.stem}.stderr"
+        with open(self.log, "ab") as err:
+            super().__init__(
+                [sys.executable, "-m", "pfd", "run", str(config), "--quiet"],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                cwd=config.parent,
+            )
+
+    def errors(self) -> str:
+        return self.log.read_text()[-4000:]
+
+
+def _pfd(config: Path) -> _Run:
+    return _Run(config)
 
 
 def _labelled(run_dir: Path) -> set[tuple]:
@@ -59,7 +71,7 @@ def test_sigkill_anywhere_resumes_exactly(make_config, tmp_path: Path):
     reference = _config(make_config, tmp_path, "ref")
     t0 = time.perf_counter()
     proc = _pfd(reference)
-    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0, proc.errors()
     duration = time.perf_counter() - t0
     expected = _labelled(tmp_path / "run-ref")
     assert len(expected) == 3 + 3 * 2  # initial + 3 iterations of 2
@@ -78,10 +90,10 @@ def test_sigkill_anywhere_resumes_exactly(make_config, tmp_path: Path):
             proc.wait()
             kills += 1
             continue
-        assert code == 0, proc.stderr.read().decode()
+        assert code == 0, proc.errors()
         break  # finished between kills: nothing left to interrupt
     proc = _pfd(killed)  # the last restart runs to the end
-    assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 0, proc.errors()
     assert kills == KILLS
     run = tmp_path / "run-kill"
     assert RunState.load(run).finished

@@ -1,19 +1,43 @@
-"""Child processes that never outlive the driver (so no job runs twice on resume)."""
+"""Child processes that never outlive the driver (so no job runs twice on resume).
+
+``guarded(cmd)`` prefixes a command with ``python -m pfd._proc PID``: that small
+trampoline asks Linux to SIGKILL it when the driver dies (``PR_SET_PDEATHSIG``,
+kept across ``exec``), checks the driver is still there, then ``exec``s the
+command in its own place. This replaces ``subprocess``'s ``preexec_fn``, which
+runs Python code between ``fork`` and ``exec`` and can deadlock the child when
+the driver has other threads (the labelling pool, numba, torch).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import sys
-from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def guarded(cmd: list[str]) -> list[str]:
+    """``cmd``, run so that it is killed with this process (on Linux)."""
+    if sys.platform != "linux":
+        return list(cmd)
+    return [sys.executable, "-m", "pfd._proc", str(os.getpid()), *cmd]
+
+
+def main(argv: list[str]) -> int:  # pragma: no cover - replaced by exec
+    parent, cmd = int(argv[0]), argv[1:]
     with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the driver died before we asked
+        return 1
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as err:
+        print(f"cannot start {cmd[0]}: {err}", file=sys.stderr)
+        return 127
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for subprocess: on Linux the child is killed with the driver."""
-    return _die_with_parent if sys.platform == "linux" else None
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -22,7 +22,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import read, write
 
-from pfd._proc import die_with_parent
+from pfd._proc import guarded
 from pfd.db import RunDB
 from pfd.label import Labeler
 
@@ -49,25 +49,20 @@ def run_job(
     if not output.exists():
         (jobdir / "error.txt").unlink(missing_ok=True)
         env = os.environ | SINGLE_THREAD_ENV
+        prefix = shlex.split(launcher or "")
+        if prefix and shutil.which(prefix[0]) is None:
+            return None, f"cannot start the DFT job: launcher '{prefix[0]}' not found"
+        cmd = [*prefix, sys.executable, "-m", "pfd.label.worker", str(jobdir)]
         with open(jobdir / "worker.log", "ab") as log:
             try:
                 proc = subprocess.run(
-                    [
-                        *shlex.split(launcher or ""),
-                        sys.executable,
-                        "-m",
-                        "pfd.label.worker",
-                        str(jobdir),
-                    ],
+                    guarded(cmd),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
                     timeout=timeout_s,
-                    preexec_fn=die_with_parent(),
                     check=False,
                 )
-            except FileNotFoundError as err:  # the launcher itself is missing
-                return None, f"cannot start the DFT job: {err}"
             except subprocess.TimeoutExpired:
                 return None, f"timed out after {timeout_s:g} s"
         if not output.exists():

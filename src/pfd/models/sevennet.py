@@ -21,7 +21,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 
-from pfd._proc import die_with_parent
+from pfd._proc import guarded
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -212,13 +212,12 @@ class SevenNetBackend:
         ]
         with open(workdir / "stdout.log", "w") as log:
             proc = subprocess.Popen(
-                cmd,
+                guarded(cmd),
                 cwd=workdir,
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                preexec_fn=die_with_parent(),
             )
             assert proc.stdout is not None
             for line in proc.stdout:
