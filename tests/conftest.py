@@ -36,6 +36,7 @@ BASE_CONFIG: dict[str, Any] = {
         "force_rmse_eV_A": 1.0,
         "energy_rmse_eV_atom": 1.0,
     },
+    "distill": {"enabled": False},
 }
 
 

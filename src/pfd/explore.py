@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
@@ -85,8 +86,13 @@ def run_md(
     calc: Calculator,
     task: MDTask,
     cfg: ExploreConfig,
+    label: bool = False,
 ) -> Trajectory:
-    """Run one guarded trajectory from a perturbed copy of ``atoms``."""
+    """Run one guarded trajectory from a perturbed copy of ``atoms``.
+
+    With ``label`` each sampled frame keeps the model's energy, forces and
+    (periodic cells) stress, which the MD step has just computed.
+    """
     rng = np.random.default_rng(task.seed)
     system = perturb(atoms, rng, cfg.displacement_A, cfg.strain)
     system.calc = calc
@@ -125,7 +131,7 @@ def run_md(
             traj.stopped = f"step {step}: {reason}"
             break
         frame = system.copy()
-        frame.calc = None
+        frame.calc = labelled_by(system) if label else None
         frame.info = {
             "structure": task.structure,
             "source": f"{task.label} step {step}",
@@ -134,6 +140,19 @@ def run_md(
         }
         traj.frames.append(frame)
     return traj
+
+
+def labelled_by(atoms: Atoms) -> SinglePointCalculator:
+    """A frozen copy of ``atoms``' calculator results: energy, forces, stress."""
+    energy = float(atoms.get_potential_energy())
+    results = {
+        "energy": energy,
+        "free_energy": energy,
+        "forces": np.array(atoms.get_forces()),
+    }
+    if all(atoms.pbc):
+        results["stress"] = np.array(atoms.get_stress())
+    return SinglePointCalculator(atoms, **results)
 
 
 class _Guard:
@@ -205,12 +224,17 @@ def explore(
 _CALCULATORS: dict[int, Calculator] = {}
 
 
-def _md_job(
-    make_calc: Callable[[], Calculator], atoms: Atoms, task: MDTask, cfg: ExploreConfig
-) -> Trajectory:
-    """One trajectory in a worker process, reusing the worker's calculator."""
+def cached_calculator(make_calc: Callable[[], Calculator]) -> Calculator:
+    """This worker process's calculator from ``make_calc`` (built once, reused)."""
     key = hash(make_calc)
     if key not in _CALCULATORS:
         _CALCULATORS.clear()
         _CALCULATORS[key] = make_calc()
-    return run_md(atoms, _CALCULATORS[key], task, cfg)
+    return _CALCULATORS[key]
+
+
+def _md_job(
+    make_calc: Callable[[], Calculator], atoms: Atoms, task: MDTask, cfg: ExploreConfig
+) -> Trajectory:
+    """One trajectory in a worker process, reusing the worker's calculator."""
+    return run_md(atoms, cached_calculator(make_calc), task, cfg)

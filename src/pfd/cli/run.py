@@ -25,4 +25,9 @@ def command(
     cfg = load_config(config)
     if run_dir is not None:
         cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
-    run_finetune(cfg, Reporter(quiet=quiet))
+    report = Reporter(quiet=quiet)
+    run_finetune(cfg, report)
+    if cfg.distill.enabled:
+        from pfd.distill import run_distill
+
+        run_distill(cfg, report)

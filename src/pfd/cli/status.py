@@ -33,8 +33,11 @@ def command(
     db = RunDB(run_dir / DB)
     state = RunState.load(run_dir)
     counts = {s: db.count(status=s) for s in ("labelled", "failed", "pending")}
+    check_file = run_dir / "student" / "check.json"
+    student = json.loads(check_file.read_text()) if check_file.exists() else None
     if json_out:
-        typer.echo(json.dumps({"frames": counts, **asdict(state)}, indent=2))
+        payload = {"frames": counts, **asdict(state), "student": student}
+        typer.echo(json.dumps(payload, indent=2))
         return
     table = Table(
         title=f"pfd run {run_dir}",
@@ -94,3 +97,18 @@ def command(
             else "run not finished"
         )
     )
+    if student:
+        t = student["vs_teacher"]
+        line = (
+            f"student: {student['student']}; vs teacher on {t['n_frames']} held-out "
+            f"frames: F RMSE {t['force_rmse_eV_A']:.3f} eV/Å, E RMSE "
+            f"{t['energy_rmse_eV_atom'] * 1000:.1f} meV/atom"
+        )
+        dft = student.get("vs_dft")
+        if dft:
+            line += (
+                f"; vs DFT: F RMSE {dft['student']['force_rmse_eV_A']:.3f} eV/Å "
+                f"(teacher {dft['teacher']['force_rmse_eV_A']:.3f}, "
+                f"{dft['force_rmse_ratio']:.2f}x)"
+            )
+        console.print(line)

@@ -15,7 +15,10 @@ def command(
     data: Annotated[
         Path, typer.Argument(help="Labelled frames (extxyz or any ase.io).")
     ],
-    backend: Annotated[str, typer.Option(help="Model backend.")] = "sevennet",
+    backend: Annotated[
+        str,
+        typer.Option(help="Backend; 'deepmd' for a frozen student (.pb implies it)."),
+    ] = "sevennet",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the errors as JSON.")
     ] = None,
@@ -40,11 +43,18 @@ def command(
     frames = [a for a in frames if a.calc is not None and "energy" in a.calc.results]
     if not frames:
         raise PFDError(f"'{data}' holds no frames with energies and forces")
-    ff = backend_by_name(backend, threads=threads)
-    path = ff.resolve(model)
     symbols = {s for a in frames for s in a.get_chemical_symbols()}
-    ff.check_elements(path, symbols)
-    result = evaluate_by_subset(frames, ff.calculator(path))
+    if backend == "deepmd" or model.endswith(".pb"):
+        from pfd.distill import student_calculator
+
+        path = Path(model)
+        calc = student_calculator(path, sorted(symbols))
+    else:
+        ff = backend_by_name(backend, threads=threads)
+        path = ff.resolve(model)
+        ff.check_elements(path, symbols)
+        calc = ff.calculator(path)
+    result = evaluate_by_subset(frames, calc)
     payload = {"model": str(path), "data": str(data)} | {
         k: v.as_dict() for k, v in result.items()
     }

@@ -1,0 +1,189 @@
+"""Distillation for real: an EMT teacher, a tiny DeePMD se_e2_a student (TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from tests.conftest import merge
+
+pytest.importorskip("deepmd")
+pytest.importorskip("dpdata")
+
+TINY = {
+    "model": {"backend": "pfd.testing:EMTBackend", "checkpoint": "foundation.json"},
+    "labeler": {"parameters": {"asap_cutoff": True}},
+    "explore": {"temperatures_K": [300, 900], "pressures_bar": [None, 1000]},
+    "select": {"method": "random"},
+    "distill": {
+        "enabled": True,
+        "steps": 40,
+        "sample_every": 2,
+        "max_frames": 150,
+        "student": {
+            "rcut_A": 4.5,
+            "embedding": [8, 16],
+            "axis_neuron": 4,
+            "fitting": [16, 16],
+            "steps": 200,
+        },
+    },
+}
+
+
+def _pfd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pfd", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory) -> Path:
+    """One finished run with a student: fine-tune (EMT stand-in), then distil."""
+    import yaml
+    from ase.build import bulk
+    from ase.io import write
+
+    from tests.conftest import BASE_CONFIG
+
+    tmp = tmp_path_factory.mktemp("distill")
+    write(tmp / "cu.extxyz", bulk("Cu", "fcc", 3.6, cubic=True))
+    (tmp / "pfd.yaml").write_text(yaml.safe_dump(merge(BASE_CONFIG, TINY)))
+    proc = _pfd("run", "pfd.yaml", "--quiet", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run"
+
+
+def test_student_learns_the_teacher(distilled: Path):
+    from pfd.distill import student_calculator
+    from pfd.evaluate import predict
+
+    student = distilled / "student" / "graph_c.pb"
+    assert student.is_file()
+    assert (distilled / "student" / "graph.pb").is_file()
+    test = read(distilled / "distill" / "test.extxyz", ":")
+    preds = predict(test, student_calculator(student, ["Cu"]))
+    ref = np.concatenate([p.forces[0].ravel() for p in preds])
+    got = np.concatenate([p.forces[1].ravel() for p in preds])
+    assert np.all(np.isfinite(got))
+    # a model that learned nothing predicts ~0 forces: error ~ RMS of the forces
+    rmse = np.sqrt(np.mean((got - ref) ** 2))
+    assert rmse < 0.6 * np.sqrt(np.mean(ref**2)), rmse
+    check = json.loads((distilled / "student" / "check.json").read_text())
+    assert check["vs_teacher"]["force_rmse_eV_A"] == pytest.approx(rmse, rel=1e-3)
+    assert check["vs_dft"]["force_rmse_ratio"] > 0
+    assert check["n_train"] + check["n_test"] <= 150
+
+
+def test_outputs_for_use_elsewhere(distilled: Path):
+    import dpdata
+
+    work = distilled / "distill"
+    spec = json.loads((distilled / "student" / "input.json").read_text())
+    assert spec["model"]["descriptor"]["type"] == "se_e2_a"
+    assert spec["loss"]["limit_pref_v"] > 0  # the virial is trained: NPT works
+    assert (distilled / "student" / "lcurve.out").read_text().count("\n") > 2
+    systems = dpdata.MultiSystems(type_map=["Cu"])
+    for sub in (work / "deepmd" / "train_round_1").iterdir():
+        systems.append(dpdata.LabeledSystem(str(sub), fmt="deepmd/npy"))
+    n_train = json.loads((distilled / "student" / "check.json").read_text())["n_train"]
+    assert systems.get_nframes() == n_train
+    assert all("virials" in s.data for s in systems)
+    frames = read(work / "teacher_labelled.extxyz", ":")
+    assert {a.info["subset"] for a in frames} == {"train", "test"}
+    # wider than fine-tuning: half the lowest and 1.2x the highest temperature
+    sources = {a.info["source"].split()[1] for a in frames}
+    assert {"150K", "1080K"} <= sources
+
+
+def test_student_in_pfd_test(distilled: Path):
+    proc = _pfd(
+        "test",
+        str(distilled / "student" / "graph_c.pb"),
+        str(distilled / "dft.extxyz"),
+        "-o",
+        "student.json",
+        cwd=distilled,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((distilled / "student.json").read_text())
+    assert result["all"]["n_frames"] == len(read(distilled / "dft.extxyz", ":"))
+
+
+@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS (lmp) not installed")
+def test_student_runs_in_lammps(distilled: Path):
+    lammps = distilled / "student" / "lammps"
+    proc = subprocess.run(
+        ["lmp", "-var", "STEPS", "20", "-in", "in.lammps", "-log", "smoke.log"],
+        cwd=lammps,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    log = (lammps / "smoke.log").read_text()
+    assert "pair_style      deepmd" in log
+    assert "Loop time" in log
+    thermo = log.split("Step")[1].split("Loop time")[0].split("\n")[1:-1]
+    temps = [float(line.split()[1]) for line in thermo if line.strip()]
+    assert all(np.isfinite(temps))
+    assert temps[-1] > 0
+
+
+def test_rerun_reuses_everything(distilled: Path):
+    trained = distilled / "distill" / "round_1" / "graph_c.pb"
+    before = trained.stat().st_mtime_ns
+    proc = _pfd("distill", str(distilled), cwd=distilled)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "teacher MD" not in proc.stderr
+    assert "training the" not in proc.stderr
+    assert trained.stat().st_mtime_ns == before
+
+
+def test_bad_input(distilled: Path, tmp_path: Path):
+    proc = _pfd("distill", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "not a pfd run directory" in proc.stderr
+    # a run directory whose fine-tuning never finished: no teacher
+    (tmp_path / "config.json").write_text(
+        (distilled / "config.json").read_text().replace(str(distilled), str(tmp_path))
+    )
+    proc = _pfd("distill", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "no fine-tuned teacher" in proc.stderr
+    # a type map without the structure's element
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "structures: [{path: x.xyz}]\ndistill: {student: {type_map: [Ag]}}\n"
+    )
+    proc = _pfd("distill", str(distilled), "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "lacks Cu" in proc.stderr
+    # settings that would make the teacher data inconsistent
+    cfg.write_text("structures: [{path: x.xyz}]\ndistill: {steps: 41}\n")
+    proc = _pfd("distill", str(distilled), "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "changed since the teacher data" in proc.stderr
+    # teacher MD that samples nothing: no data, no training
+    fresh = tmp_path / "fresh"
+    skip = shutil.ignore_patterns("distill", "student")
+    shutil.copytree(distilled, fresh, ignore=skip)
+    cfg.write_text(
+        "structures: [{path: x.xyz}]\ndistill: {steps: 3, sample_every: 5}\n"
+    )
+    proc = _pfd("distill", str(fresh), "--config", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "too few for a student" in proc.stderr
