@@ -37,6 +37,7 @@ BASE_CONFIG: dict[str, Any] = {
         "energy_rmse_eV_atom": 1.0,
     },
     "distill": {"enabled": False},
+    "report": {"enabled": False},
 }
 
 

@@ -46,3 +46,23 @@ def test_malformed_yaml(tmp_path: Path):
 def test_missing_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_resume_checks_physics_not_how_jobs_run(make_config, tmp_path):
+    import json
+
+    from pfd.config import load_config
+    from pfd.errors import PFDError
+    from pfd.state import CONFIG, prepare_run_dir
+
+    config = load_config(make_config())
+    run_dir = prepare_run_dir(config)
+    # a run directory written before newer keys existed still resumes
+    recorded = json.loads((run_dir / CONFIG).read_text())
+    del recorded["labeler"]["launcher"], recorded["distill"]
+    (run_dir / CONFIG).write_text(json.dumps(recorded))
+    labeler = config.labeler.model_copy(update={"workers": 7, "timeout_s": 60.0})
+    prepare_run_dir(config.model_copy(update={"labeler": labeler}))
+    physics = config.labeler.model_copy(update={"parameters": {"asap_cutoff": True}})
+    with pytest.raises(PFDError, match=r"'labeler.parameters' cannot change"):
+        prepare_run_dir(config.model_copy(update={"labeler": physics}))

@@ -231,9 +231,9 @@ class StudentConfig(_Model):
     batch_size: int | Literal["auto"] = "auto"
     start_lr: float = Field(1e-3, gt=0)
     stop_lr: float = Field(3e-5, gt=0)
-    start_pref_e: float = 0.02
-    limit_pref_e: float = 1.0
-    start_pref_f: float = 1000.0
+    start_pref_e: float = 0.2
+    limit_pref_e: float = 2.0
+    start_pref_f: float = 100.0
     limit_pref_f: float = 1.0
     start_pref_v: float = 0.02
     limit_pref_v: float = 1.0
@@ -293,6 +293,73 @@ class DistillConfig(_Model):
     )
 
 
+class EOSReportConfig(_Model):
+    """Energy-volume curves (Birch-Murnaghan) of each periodic input structure."""
+
+    enabled: bool = True
+    points: int = Field(7, ge=5)
+    volume_range: float = Field(0.08, gt=0, lt=0.5, description="V0 x (1 ± this).")
+    dft: bool = Field(True, description="DFT at the same volumes (points DFT jobs).")
+
+
+class PhononReportConfig(_Model):
+    """Phonon bands with phonopy (finite displacements) along ASE's band path."""
+
+    enabled: bool = True
+    supercell: tuple[int, int, int] = (2, 2, 2)
+    displacement_A: float = Field(0.01, gt=0)
+    npoints: int = Field(80, ge=10)
+    dft: bool = Field(
+        False, description="DFT phonons: one DFT job of the supercell per displacement."
+    )
+
+
+class VacancyReportConfig(_Model):
+    """Relaxed vacancy formation energy (elemental crystals, or ``species``)."""
+
+    enabled: bool = True
+    species: str | None = None
+    min_atoms: int = Field(32, ge=2, description="Smallest supercell used.")
+    fmax_eV_A: float = Field(0.02, gt=0)
+
+
+class DiffusionReportConfig(_Model):
+    """Student MD: mean squared displacement, diffusion, Arrhenius; RDF vs teacher."""
+
+    enabled: bool = True
+    temperatures_K: list[float] | None = Field(
+        None, description="Default: the exploration's temperatures."
+    )
+    steps: int = Field(2000, ge=10)
+    equilibration_steps: int = Field(200, ge=0)
+    timestep_fs: float = Field(1.0, gt=0)
+    min_atoms: int = Field(64, ge=1)
+    rdf_steps: int = Field(100, ge=10, description="Teacher MD steps for its RDF.")
+
+
+class SpeedReportConfig(_Model):
+    """Time per atom-step of each model at several sizes (ASE)."""
+
+    enabled: bool = True
+    sizes: list[int] = Field(default_factory=lambda: [64, 512, 4096])
+    teacher_max_atoms: int = Field(512, ge=1, description="Larger only for students.")
+    steps: int = Field(5, ge=1)
+
+
+class ReportConfig(_Model):
+    """``pfd report``: errors, learning curve and physics, per model, vs DFT."""
+
+    enabled: bool = Field(True, description="Write the report at the end of 'pfd run'.")
+    test_data: Path | None = Field(
+        None, description="Held-out labelled frames (extxyz), relative to the YAML."
+    )
+    eos: EOSReportConfig = EOSReportConfig()
+    phonons: PhononReportConfig = PhononReportConfig()
+    vacancy: VacancyReportConfig = VacancyReportConfig()
+    diffusion: DiffusionReportConfig = DiffusionReportConfig()
+    speed: SpeedReportConfig = SpeedReportConfig()
+
+
 class ResourceConfig(_Model):
     """Where one kind of task runs (a Parsl executor label) and what it may use."""
 
@@ -341,14 +408,19 @@ class RunConfig(_Model):
     select: SelectConfig = SelectConfig()
     convergence: ConvergenceConfig = ConvergenceConfig()
     distill: DistillConfig = DistillConfig()
+    report: ReportConfig = ReportConfig()
     execution: ExecutionConfig = ExecutionConfig()
 
 
-# Sections whose change would invalidate what a run directory already holds.
+# Settings whose change would invalidate what a run directory already holds
+# (dotted paths); how jobs run (workers, timeouts, launcher, threads) may change.
 FROZEN_ON_RESUME: tuple[str, ...] = (
     "structures",
-    "labeler",
-    "model",
+    "labeler.code",
+    "labeler.calculator",
+    "labeler.parameters",
+    "model.backend",
+    "model.checkpoint",
     "initial",
     "seed",
 )
@@ -398,6 +470,10 @@ def load_config(path: str | Path) -> RunConfig:
         "structures": structures,
         "run_dir": (base / config.run_dir).resolve(),
     }
+    if config.report.test_data is not None:
+        updates["report"] = config.report.model_copy(
+            update={"test_data": (base / config.report.test_data).resolve()}
+        )
     parsl_cfg = config.execution.config
     if parsl_cfg and parsl_cfg.endswith(".py"):
         updates["execution"] = config.execution.model_copy(

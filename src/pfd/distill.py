@@ -440,6 +440,7 @@ def deepmd_input(
                 "neuron": cfg.embedding,
                 "axis_neuron": cfg.axis_neuron,
                 "resnet_dt": False,
+                "type_one_side": True,
                 "seed": seed,
             },
             "fitting_net": {"neuron": cfg.fitting, "resnet_dt": True, "seed": seed},
@@ -463,8 +464,8 @@ def deepmd_input(
             "training_data": {"systems": train_systems, "batch_size": cfg.batch_size},
             "validation_data": {
                 "systems": test_systems,
-                "batch_size": 1,
-                "numb_btch": 4,
+                "batch_size": "auto",
+                "numb_btch": 1,
             },
             "numb_steps": steps,
             "seed": seed,

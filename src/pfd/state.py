@@ -83,12 +83,27 @@ def prepare_run_dir(config: RunConfig) -> Path:
     new = config_to_dict(config)
     path = run_dir / CONFIG
     if path.exists():
-        old = json.loads(path.read_text())
+        old = _with_defaults(json.loads(path.read_text()))
         for key in FROZEN_ON_RESUME:
-            if old.get(key) != new.get(key):
+            if _get(old, key) != _get(new, key):
                 raise PFDError(
                     f"run directory '{run_dir}' was started with a different '{key}'; "
                     f"'{key}' cannot change mid-run: restore it or use a new run_dir"
                 )
     write_json_atomic(path, new)
     return run_dir
+
+
+def _with_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with the defaults of keys added since it was written."""
+    try:
+        return config_to_dict(RunConfig.model_validate(recorded))
+    except ValueError:  # written by a version with keys this one lacks
+        return recorded
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

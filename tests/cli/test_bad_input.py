@@ -149,6 +149,22 @@ def test_dft_code_not_installed(workdir: Path, monkeypatch):
     assert "GPAW is not installed" in result.output
 
 
+def test_deepmd_not_installed_is_said_before_fine_tuning(workdir: Path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda n, *a: None if n == "deepmd" else real(n, *a),
+    )
+    config = workdir / "distill.yaml"
+    config.write_text(_yaml({"run_dir": "run-distill", "distill": {"enabled": True}}))
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 1
+    assert "distillation needs DeePMD-kit" in result.output
+    assert "distill.enabled: false" in result.output
+    assert not (workdir / "run-distill").exists()  # nothing started
+
+
 def test_disk_full_while_writing_a_model(workdir: Path, monkeypatch):
     import pfd.finetune
 

