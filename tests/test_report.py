@@ -110,7 +110,8 @@ def test_report_has_every_section_and_its_images(reported: Path):
     for key in ("errors", "learning_curve", "eos", "phonons", "vacancy", "diffusion"):
         assert key in numbers
     assert set(numbers["errors"]) == {"dft_run", "dft_test"}
-    assert set(next(iter(numbers["eos"].values()))["fit"]) == {"foundation", "teacher", "DFT"}
+    eos = next(iter(numbers["eos"].values()))
+    assert set(eos["fit"]) == {"foundation", "teacher", "DFT"}
     page = (reported / "index.html").read_text()
     images = [s.split('"')[1] for s in page.split("<img src=")[1:]]
     assert len(images) >= 6
