@@ -32,7 +32,7 @@ TINY = {
             "embedding": [8, 16],
             "axis_neuron": 4,
             "fitting": [16, 16],
-            "steps": 300,
+            "steps": 1500,
         },
     },
 }
@@ -80,7 +80,7 @@ def test_student_learns_the_teacher(distilled: Path):
     assert np.all(np.isfinite(got))
     # a model that learned nothing predicts ~0 forces: error ~ RMS of the forces
     rmse = np.sqrt(np.mean((got - ref) ** 2))
-    assert rmse < 0.7 * np.sqrt(np.mean(ref**2)), rmse
+    assert rmse < 0.5 * np.sqrt(np.mean(ref**2)), rmse
     check = json.loads((distilled / "student" / "check.json").read_text())
     assert check["vs_teacher"]["force_rmse_eV_A"] == pytest.approx(rmse, rel=1e-3)
     assert check["vs_dft"]["force_rmse_ratio"] > 0

@@ -160,3 +160,16 @@ def test_page_renders_in_headless_chromium(reported: Path, tmp_path: Path):
     # plots put colour on the page: orange/blue markers, not only black text on white
     coloured = np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max(axis=2) > 60
     assert coloured.mean() > 0.001
+
+
+def test_speed_counts_real_force_calls():
+    from pfd.report import md_speed
+    calls = []
+
+    class Counting(EMT):
+        def calculate(self, *args, **kwargs):
+            calls.append(1)
+            super().calculate(*args, **kwargs)
+
+    assert md_speed(CU.repeat(2), Counting(), steps=3) > 0
+    assert len(calls) >= 5  # 2 warm-up + 3 timed steps, each a new geometry

@@ -497,9 +497,15 @@ def diffusion_section(models, structures, config: RunConfig, out: Path) -> dict:
 
 def md_speed(atoms: Atoms, calc: Calculator, steps: int) -> float:
     """Milliseconds per atom-step of velocity-Verlet MD (after 2 warm-up steps)."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
+    # moving atoms: a perfect crystal at rest has zero forces, never moves, and a
+    # calculator would return its cached result instead of computing
     system = atoms.copy()
+    rng = np.random.default_rng(0)
+    system.rattle(0.01, rng=rng)
+    MaxwellBoltzmannDistribution(system, temperature_K=300, rng=rng)
     system.calc = calc
     dyn = VelocityVerlet(system, timestep=units.fs)
     dyn.run(2)
