@@ -79,7 +79,8 @@ SMALL = {
     "report": {
         "enabled": True,
         "test_data": "test.extxyz",
-        "phonons": {"npoints": 20},
+        "phonons": {"npoints": 20, "dft": True},
+        "vacancy": {"dft": True},
         "diffusion": {"steps": 100, "equilibration_steps": 10, "min_atoms": 32},
         "speed": {"sizes": [4, 32], "steps": 2},
     },
@@ -112,6 +113,13 @@ def test_report_has_every_section_and_its_images(reported: Path):
     assert set(numbers["errors"]) == {"dft_run", "dft_test"}
     eos = next(iter(numbers["eos"].values()))
     assert set(eos["fit"]) == {"foundation", "teacher", "DFT"}
+    phonons = next(iter(numbers["phonons"].values()))
+    assert set(phonons) == {"foundation", "teacher", "DFT"}
+    vacancy = next(iter(numbers["vacancy"].values()))
+    assert vacancy["DFT"]["at_teacher_geometry_eV"] == pytest.approx(
+        vacancy["teacher"]["relaxed_eV"],
+        abs=0.05,  # EMT labels, EMT-shifted model
+    )
     page = (reported / "index.html").read_text()
     images = [s.split('"')[1] for s in page.split("<img src=")[1:]]
     assert len(images) >= 6
@@ -164,6 +172,7 @@ def test_page_renders_in_headless_chromium(reported: Path, tmp_path: Path):
 
 def test_speed_counts_real_force_calls():
     from pfd.report import md_speed
+
     calls = []
 
     class Counting(EMT):

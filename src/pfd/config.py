@@ -321,6 +321,11 @@ class VacancyReportConfig(_Model):
     species: str | None = None
     min_atoms: int = Field(32, ge=2, description="Smallest supercell used.")
     fmax_eV_A: float = Field(0.02, gt=0)
+    dft: bool = Field(
+        False,
+        description="DFT single points of the supercell and of the teacher-relaxed "
+        "vacancy (2 DFT jobs of min_atoms atoms; no DFT relaxation).",
+    )
 
 
 class DiffusionReportConfig(_Model):

@@ -325,8 +325,13 @@ def phonon_section(models, structures, label, cfg, out: Path) -> dict:
 # --- vacancy ---------------------------------------------------------------------
 
 
-def vacancy_energy(atoms: Atoms, calc: Calculator, fmax: float) -> dict[str, float]:
-    """E_f = E(N-1, relaxed) - (N-1)/N E(N): atom 0 removed, positions relaxed."""
+def vacancy_energy(
+    atoms: Atoms, calc: Calculator, fmax: float, keep: list | None = None
+) -> dict[str, float]:
+    """E_f = E(N-1, relaxed) - (N-1)/N E(N): atom 0 removed, positions relaxed.
+
+    ``keep`` (a list) receives the relaxed defect structure.
+    """
     from ase.optimize import BFGS
 
     n = len(atoms)
@@ -337,6 +342,8 @@ def vacancy_energy(atoms: Atoms, calc: Calculator, fmax: float) -> dict[str, flo
     unrelaxed = defect.get_potential_energy()
     BFGS(defect, logfile=None).run(fmax=fmax, steps=300)
     relaxed = defect.get_potential_energy()
+    if keep is not None:
+        keep.append(defect.copy())
     scale = (n - 1) / n
     return {
         "natoms": n,
@@ -345,7 +352,7 @@ def vacancy_energy(atoms: Atoms, calc: Calculator, fmax: float) -> dict[str, flo
     }
 
 
-def vacancy_section(models, structures, cfg) -> dict:
+def vacancy_section(models, structures, cfg, label=None) -> dict:
     result = {}
     for atoms in structures:
         species = set(atoms.get_chemical_symbols())
@@ -359,9 +366,25 @@ def vacancy_section(models, structures, cfg) -> dict:
             order = [first] + [i for i in range(len(sup)) if i != first]
             sup = sup[order]
         name = str(atoms.info.get("name", atoms.get_chemical_formula()))
+        relaxed: list[Atoms] = []
         result[name] = {
-            m.name: vacancy_energy(sup, m.calc, cfg.fmax_eV_A) for m in models
+            m.name: vacancy_energy(
+                sup, m.calc, cfg.fmax_eV_A, relaxed if m.name == "teacher" else None
+            )
+            for m in models
         }
+        if cfg.dft and label is not None and relaxed:
+            n = len(sup)
+            perfect = label(
+                sup, f"vacancy-{_slug(name)}-perfect"
+            ).get_potential_energy()
+            defect = label(relaxed[0], f"vacancy-{_slug(name)}-defect")
+            result[name]["DFT"] = {
+                "natoms": n,
+                "at_teacher_geometry_eV": float(
+                    defect.get_potential_energy() - (n - 1) / n * perfect
+                ),
+            }
     return result
 
 
@@ -611,7 +634,7 @@ def write_report(config: RunConfig, report: Reporter | None = None) -> Path:
         "vacancy",
         rcfg.vacancy.enabled,
         rcfg.vacancy.model_dump(),
-        lambda: vacancy_section(models, structures, rcfg.vacancy),
+        lambda: vacancy_section(models, structures, rcfg.vacancy, label),
     )
     section(
         "diffusion",
@@ -788,11 +811,20 @@ def render_html(numbers: dict, config: RunConfig, out: Path) -> str:
         parts.append("<h2>Vacancy formation energy</h2>")
         for name, per_model in numbers["vacancy"].items():
             rows = [
-                [k, v["natoms"], v["unrelaxed_eV"], v["relaxed_eV"]]
+                [
+                    k,
+                    v["natoms"],
+                    v.get("unrelaxed_eV"),
+                    v.get("relaxed_eV", v.get("at_teacher_geometry_eV")),
+                ]
                 for k, v in per_model.items()
             ]
             parts.append(f"<h3>{html.escape(name)}</h3>")
             parts.append(_table(["model", "atoms", "unrelaxed eV", "relaxed eV"], rows))
+            parts.append(
+                "<p>DFT (when enabled): single points of the perfect supercell and "
+                "of the teacher-relaxed vacancy, not a DFT relaxation.</p>"
+            )
     if "diffusion" in numbers:
         d = numbers["diffusion"]
         parts.append(f"<h2>Diffusion ({d['model']} MD, {d['natoms']} atoms)</h2>")
