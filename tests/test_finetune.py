@@ -165,7 +165,7 @@ def test_resume_refuses_changed_labeler(make_config):
     changed = load_config(
         make_config({"labeler": {"parameters": {"asap_cutoff": True}}})
     )
-    with pytest.raises(PFDError, match="different 'labeler.parameters'"):
+    with pytest.raises(PFDError, match=r"different 'labeler\.parameters'"):
         run_finetune(changed, QUIET)
     assert RunState.load(cfg.run_dir).converged
 
