@@ -207,10 +207,7 @@ def eos_section(models, structures, label, cfg, out: Path) -> dict:
     """E(V) per structure per model (per atom), DFT points when enabled."""
     plt = _plt()
     result = {}
-    for atoms in structures:
-        if not all(atoms.pbc):
-            continue
-        name = str(atoms.info.get("name", atoms.get_chemical_formula()))
+    for name, atoms in _crystals(structures):
         frames = eos_points(atoms, cfg.points, cfg.volume_range)
         n = len(atoms)
         vols = [f.get_volume() / n for f in frames]
@@ -287,10 +284,7 @@ def phonon_bands(atoms: Atoms, calc: Calculator | None, cfg, forces_of=None) -> 
 def phonon_section(models, structures, label, cfg, out: Path) -> dict:
     plt = _plt()
     result = {}
-    for atoms in structures:
-        if not all(atoms.pbc):
-            continue
-        name = str(atoms.info.get("name", atoms.get_chemical_formula()))
+    for name, atoms in _crystals(structures):
         bands = {m.name: phonon_bands(atoms, m.calc, cfg) for m in models}
         if cfg.dft and label is not None:
             bands["DFT"] = phonon_bands(
@@ -365,7 +359,7 @@ def vacancy_section(models, structures, cfg, label=None) -> dict:
             first = sup.get_chemical_symbols().index(cfg.species)
             order = [first] + [i for i in range(len(sup)) if i != first]
             sup = sup[order]
-        name = str(atoms.info.get("name", atoms.get_chemical_formula()))
+        name = _name(atoms)
         relaxed: list[Atoms] = []
         result[name] = {
             m.name: vacancy_energy(
@@ -693,6 +687,15 @@ def _supercell(atoms: Atoms, min_atoms: int) -> Atoms:
     while len(atoms) * n**3 < min_atoms:
         n += 1
     return atoms.repeat(n)
+
+
+def _name(atoms: Atoms) -> str:
+    return str(atoms.info.get("name", atoms.get_chemical_formula()))
+
+
+def _crystals(structures: list[Atoms]):
+    """(name, atoms) of each periodic structure."""
+    return [(_name(a), a) for a in structures if all(a.pbc)]
 
 
 def _min_height(atoms: Atoms) -> float:

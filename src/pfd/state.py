@@ -94,6 +94,18 @@ def prepare_run_dir(config: RunConfig) -> Path:
     return run_dir
 
 
+def recorded_config(run_dir: Path) -> RunConfig:
+    """The config a run directory was made with (its ``run_dir`` where it is now)."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise PFDError(
+            f"'{run_dir}' is not a pfd run directory (no {CONFIG}); "
+            "give the run_dir of a 'pfd run'"
+        )
+    config = RunConfig.model_validate_json(path.read_text())
+    return config.model_copy(update={"run_dir": run_dir.resolve()})
+
+
 def _with_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
     """A recorded config with the defaults of keys added since it was written."""
     try:

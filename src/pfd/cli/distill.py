@@ -20,20 +20,12 @@ def command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    from pfd.config import RunConfig, load_config
+    from pfd.config import load_config
     from pfd.distill import run_distill
-    from pfd.errors import PFDError
     from pfd.progress import Reporter
-    from pfd.state import CONFIG
+    from pfd.state import recorded_config
 
-    recorded = run_dir / CONFIG
-    if not recorded.is_file():
-        raise PFDError(
-            f"'{run_dir}' is not a pfd run directory (no {CONFIG}); "
-            "give the run_dir of a 'pfd run'"
-        )
-    cfg = RunConfig.model_validate_json(recorded.read_text())
+    cfg = recorded_config(run_dir)
     if config is not None:
         cfg = cfg.model_copy(update={"distill": load_config(config).distill})
-    cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
     run_distill(cfg, Reporter(quiet=quiet))
