@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,6 +110,8 @@ def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
     """The student in LAMMPS (``lmp`` from deepmd-kit[lmp]): NVE, Loop time."""
     from ase.io import read, write
 
+    from pfd.distill import lammps_binary
+
     atoms = read(structure)
     reps = max(1, round((natoms / len(atoms)) ** (1 / 3)))
     atoms = atoms.repeat(reps)
@@ -132,7 +133,7 @@ def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
                 sys.executable,
                 "-c",
                 PEAK,
-                "lmp",
+                lammps_binary(),
                 "-in",
                 "in.lammps",
                 "-log",
@@ -150,7 +151,8 @@ def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
         )
     loops = re.findall(r"Loop time of ([\d.eE+-]+) on \d+ procs for (\d+) steps", log)
     if out.returncode or not loops:
-        raise RuntimeError(f"LAMMPS at {natoms} atoms failed: {out.stdout[-800:]}")
+        tail = (out.stdout + out.stderr)[-800:]
+        raise RuntimeError(f"LAMMPS at {natoms} atoms failed: {tail}")
     seconds, n = float(loops[-1][0]), int(loops[-1][1])
     peak = [x for x in out.stdout.splitlines() if x.startswith("PEAK_KiB")]
     return {
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
         rows.append({"model": "student", "engine": "ASE", **r})
         print(_row(rows[-1]), flush=True)
-    if shutil.which("lmp"):
+    from pfd.distill import lammps_binary
+
+    if lammps_binary():
         for n in args.student_sizes:
             r = lammps_speed(
                 student, structure, type_map, n, args.lammps_steps, args.threads

@@ -122,11 +122,23 @@ def test_student_in_pfd_test(distilled: Path):
     assert result["all"]["n_frames"] == len(read(distilled / "dft.extxyz", ":"))
 
 
-@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS (lmp) not installed")
 def test_student_runs_in_lammps(distilled: Path):
+    from pfd.distill import lammps_binary
+
+    if lammps_binary() is None:
+        pytest.skip("LAMMPS (lmp) not installed")
     lammps = distilled / "student" / "lammps"
     proc = subprocess.run(
-        ["lmp", "-var", "STEPS", "20", "-in", "in.lammps", "-log", "smoke.log"],
+        [
+            lammps_binary(),
+            "-var",
+            "STEPS",
+            "20",
+            "-in",
+            "in.lammps",
+            "-log",
+            "smoke.log",
+        ],
         cwd=lammps,
         capture_output=True,
         text=True,

