@@ -199,3 +199,24 @@ def test_bad_input(distilled: Path, tmp_path: Path):
     proc = _pfd("distill", str(fresh), "--config", str(cfg), cwd=tmp_path)
     assert proc.returncode == 1
     assert "too few for a student" in proc.stderr
+
+
+def test_speed_benchmark_smoke(distilled: Path, tmp_path: Path):
+    """benchmarks/speed.py on tiny sizes, so that it cannot rot."""
+    from pfd.distill import lammps_binary
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import speed
+
+    out = tmp_path / "speed.json"
+    args = [str(distilled), "--teacher-sizes", "4", "--student-sizes", "4", "1300"]
+    args += ["--steps", "2", "--lammps-steps", "4", "--no-foundation"]
+    result = speed.main([*args, "--json", str(out)])
+    rows = {(r["model"], r["engine"], r["natoms"]) for r in result["rows"]}
+    assert ("teacher", "ASE", 4) in rows
+    assert ("student", "ASE", 1372) in rows
+    assert all(r["ms_atom_step"] > 0 for r in result["rows"])
+    assert result["speedup"]["ASE"] > 0
+    if lammps_binary():
+        assert ("student", "LAMMPS", 1372) in rows
+    assert json.loads(out.read_text())["threads"] == 2
