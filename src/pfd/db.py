@@ -27,6 +27,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
+from ase.io import write
 
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
 
@@ -151,6 +152,16 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that a kill leaves either the old or the new file, never half."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def write_frames_atomic(path: Path, frames: list[Atoms]) -> None:
+    """Write frames as extxyz (an empty file for none), atomically like the JSON."""
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if frames:
+        write(tmp, frames, format="extxyz")
+    else:
+        tmp.write_text("")
     os.replace(tmp, path)
 
 

@@ -38,7 +38,7 @@ from ase.io import read, write
 
 from pfd._proc import guarded
 from pfd.config import DistillConfig, RunConfig, StudentConfig
-from pfd.db import write_json_atomic
+from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
 from pfd.evaluate import evaluate, predict
 from pfd.explore import MDTask, cached_calculator, labelled_by, plan_md, run_md
@@ -132,8 +132,8 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
             break
         added, pool = worst_predicted(pool, graph, type_map, cfg.add_per_round)
         train = train + added
-        _write(work / f"train_round_{round_ + 1}.extxyz", train)
-        _write(work / f"pool_round_{round_ + 1}.extxyz", pool)
+        write_frames_atomic(work / f"train_round_{round_ + 1}.extxyz", train)
+        write_frames_atomic(work / f"pool_round_{round_ + 1}.extxyz", pool)
         report.info(
             f"distill: force RMSE above {target} eV/Å: adding the {len(added)} "
             "frames the student predicts worst and retraining"
@@ -295,7 +295,7 @@ def generate(
             }
             for done, (k, future) in enumerate(futures.items(), start=1):
                 frames, record = future.result()
-                _write(md_dir / f"{k:03d}.extxyz", frames)
+                write_frames_atomic(md_dir / f"{k:03d}.extxyz", frames)
                 write_json_atomic(md_dir / f"{k:03d}.json", record)
                 note = f", stopped at {record['stopped']}" if record["stopped"] else ""
                 report.info(
@@ -379,7 +379,7 @@ def split_frames(
     train = [frames[i] for i in sorted(order[n_test:])]
     pool = [frames[i] for i in rest]
     for path, part in zip(files, (train, test, pool), strict=True):
-        _write(path, part)
+        write_frames_atomic(path, part)
     return train, test, pool
 
 
@@ -579,7 +579,7 @@ def train_student(
 def _write_export(work: Path, train: list[Atoms], test: list[Atoms]) -> None:
     """The teacher-labelled data as one extxyz, for use elsewhere."""
     frames = [_tagged(a, "train") for a in train] + [_tagged(a, "test") for a in test]
-    _write(work / "teacher_labelled.extxyz", frames)
+    write_frames_atomic(work / "teacher_labelled.extxyz", frames)
 
 
 def _tagged(atoms: Atoms, subset: str) -> Atoms:
@@ -684,12 +684,3 @@ def write_lammps_input(
     )
     (out / "in.lammps").write_text(text)
     return out / "in.lammps"
-
-
-def _write(path: Path, frames: list[Atoms]) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if frames:
-        write(tmp, frames, format="extxyz")
-    else:
-        tmp.write_text("")
-    os.replace(tmp, path)

@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from pfd.config import FineTuneConfig, ModelConfig, RunConfig
-from pfd.db import FAILED, LABELLED, RunDB
+from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
 from pfd.errors import PFDError
 from pfd.evaluate import evaluate
 from pfd.execute import Executor, make_executor
@@ -330,7 +330,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
             )
             frames = [f for t in trajs for f in t.frames]
             stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
-            _write_atomic(candidates_file, frames)
+            write_frames_atomic(candidates_file, frames)
             (it_dir / "md_stops.txt").write_text("\n".join(stops))
         candidates = (
             read(candidates_file, ":") if candidates_file.stat().st_size else []
@@ -342,7 +342,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
             f"iteration {iteration}: {len(candidates)} explored, {len(kept)} passed "
             f"filters, {len(chosen)} selected ({cfg.select.method})"
         )
-        _write_atomic(selected_file, chosen)
+        write_frames_atomic(selected_file, chosen)
     stops_file = it_dir / "md_stops.txt"
     if stops_file.exists():
         stops = [s for s in stops_file.read_text().splitlines() if s]
@@ -418,12 +418,3 @@ def meets_targets(record: IterationRecord, conv) -> bool:
 
 def _fmt(value: float | None, scale: float) -> str:
     return "n/a" if value is None else f"{value * scale:.3f}"
-
-
-def _write_atomic(path: Path, frames: list[Atoms]) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if frames:
-        write(tmp, frames)
-    else:
-        tmp.write_text("")
-    os.replace(tmp, path)
