@@ -98,6 +98,13 @@ class Section:
         return result
 
 
+def _save(fig, path: Path) -> None:
+    """Write a figure as PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    _plt().close(fig)
+
+
 def _plt():
     import matplotlib
 
@@ -143,9 +150,7 @@ def errors_section(models: list[Model], datasets: dict[str, list[Atoms]], out: P
             ax.set_ylabel(f"model {what}")
         axes[0].legend()
         fig.suptitle(f"parity on {dname} ({len(frames)} frames)")
-        fig.tight_layout()
-        fig.savefig(out / f"parity_{dname}.png", dpi=90)
-        plt.close(fig)
+        _save(fig, out / f"parity_{dname}.png")
     return result
 
 
@@ -175,9 +180,7 @@ def learning_curve(state: RunState, config: RunConfig, out: Path) -> dict:
         ax.set_xlabel("DFT labels trained on")
         ax.set_yscale("log")
     ax1.legend()
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "learning_curve.png")
     keys = ("iteration", "trained_on", "force_rmse_eV_A", "energy_rmse_eV_atom")
     return {"rows": [dict(zip(keys, r, strict=True)) for r in rows]}
 
@@ -232,9 +235,7 @@ def eos_section(models, structures, label, cfg, out: Path) -> dict:
         ax.set_ylabel("energy (eV/atom)")
         ax.set_title(f"equation of state: {name}")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / f"eos_{_slug(name)}.png", dpi=90)
-        plt.close(fig)
+        _save(fig, out / f"eos_{_slug(name)}.png")
     return result
 
 
@@ -310,9 +311,7 @@ def phonon_section(models, structures, label, cfg, out: Path) -> dict:
         ax.set_ylabel("frequency (THz)")
         ax.set_title(f"phonons: {name}")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / f"phonons_{_slug(name)}.png", dpi=90)
-        plt.close(fig)
+        _save(fig, out / f"phonons_{_slug(name)}.png")
     return result
 
 
@@ -503,9 +502,7 @@ def diffusion_section(models, structures, config: RunConfig, out: Path) -> dict:
     ax2.set_xlabel("r (Å)")
     ax2.set_ylabel(f"g(r) at {temps[-1]:g} K")
     ax2.legend()
-    fig.tight_layout()
-    fig.savefig(out / "diffusion.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "diffusion.png")
     return result
 
 
@@ -554,9 +551,7 @@ def speed_section(models, structures, cfg, out: Path) -> dict:
     ax.set_xlabel("atoms")
     ax.set_ylabel("ms per atom-step (ASE)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "speed.png", dpi=90)
-    plt.close(fig)
+    _save(fig, out / "speed.png")
     if "student" in result and "teacher" in result and result["teacher"]:
         teacher = result["teacher"][max(result["teacher"], key=int)]
         student = result["student"][max(result["student"], key=int)]
