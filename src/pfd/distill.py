@@ -486,7 +486,7 @@ def _dp_env(threads: int) -> dict[str, str]:
     }
 
 
-def _dp(args: list[str], cwd: Path, threads: int, log: Path, on_line=None) -> None:
+def run_dp(args: list[str], cwd: Path, threads: int, log: Path, on_line=None) -> None:
     """Run ``dp --tf ARGS`` in ``cwd``; a failure names the last log line."""
     dp = shutil.which("dp") or str(Path(sys.executable).parent / "dp")
     with open(log, "a") as out:
@@ -562,11 +562,11 @@ def train_student(
             if match:
                 update(int(match.group(1)))
 
-        _dp(args, round_dir, threads, log, progress)
-    _dp(["freeze", "-o", "graph.tmp.pb"], round_dir, threads, log)
+        run_dp(args, round_dir, threads, log, progress)
+    run_dp(["freeze", "-o", "graph.tmp.pb"], round_dir, threads, log)
     os.replace(round_dir / "graph.tmp.pb", round_dir / "graph.pb")
     if cfg.compress:
-        _dp(
+        run_dp(
             ["compress", "-i", "graph.pb", "-o", "graph_c.tmp.pb"],
             round_dir,
             threads,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from pfd.db import write_json_atomic
 from pfd.errors import PFDError
 
 STATE, CONFIG, DB = "state.json", "config.json", "pfd.db"
+TIMINGS = "timings.json"
 
 
 @dataclass
@@ -119,3 +123,26 @@ def _get(config: dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
+
+
+@contextlib.contextmanager
+def timed_phase(run_dir: Path, phase: str) -> Iterator[None]:
+    """Add the wall time spent inside to ``phase``'s total in ``timings.json``.
+
+    A resumed or repeated phase adds to its total (a failed one too), so the
+    file tells what the run has cost so far, phase by phase.
+    """
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        add_phase_seconds(run_dir, phase, time.perf_counter() - t0)
+
+
+def add_phase_seconds(run_dir: Path, phase: str, seconds: float) -> None:
+    if not (run_dir / CONFIG).exists():  # failed before the run directory existed
+        return
+    path = run_dir / TIMINGS
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings[phase] = timings.get(phase, 0.0) + seconds
+    write_json_atomic(path, timings)

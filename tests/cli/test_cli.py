@@ -99,9 +99,12 @@ def test_run_status_and_test(make_config, tmp_path: Path):
     payload = json.loads(status.output)
     assert payload["frames"]["labelled"] == 5
     assert payload["iterations"][0]["n_new"] == 2
+    assert set(payload["seconds"]) == {"finetune"}  # distill, report off
+    assert payload["seconds"]["finetune"] > 0
     table = _run("status", str(tmp_path / "run"))
     assert "foundation model, zero-shot" in table.output
     assert "final model" in table.output
+    assert "wall time so far: finetune" in table.output
 
     out = tmp_path / "errors.json"
     tested = _run(

@@ -23,9 +23,10 @@ def command(
     from pfd.config import load_config
     from pfd.distill import run_distill
     from pfd.progress import Reporter
-    from pfd.state import recorded_config
+    from pfd.state import recorded_config, timed_phase
 
     cfg = recorded_config(run_dir)
     if config is not None:
         cfg = cfg.model_copy(update={"distill": load_config(config).distill})
-    run_distill(cfg, Reporter(quiet=quiet))
+    with timed_phase(cfg.run_dir, "distill"):
+        run_distill(cfg, Reporter(quiet=quiet))

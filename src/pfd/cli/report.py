@@ -21,10 +21,11 @@ def command(
     from pfd.config import load_config
     from pfd.progress import Reporter
     from pfd.report import write_report
-    from pfd.state import recorded_config
+    from pfd.state import recorded_config, timed_phase
 
     cfg = recorded_config(run_dir)
     if config is not None:
         cfg = cfg.model_copy(update={"report": load_config(config).report})
-    path = write_report(cfg, Reporter(quiet=quiet))
+    with timed_phase(cfg.run_dir, "report"):
+        path = write_report(cfg, Reporter(quiet=quiet))
     typer.echo(f"report written to {path}")

@@ -21,6 +21,7 @@ def command(
     from pfd.config import load_config
     from pfd.finetune import run_finetune
     from pfd.progress import Reporter
+    from pfd.state import timed_phase
 
     cfg = load_config(config)
     if run_dir is not None:
@@ -30,12 +31,15 @@ def command(
         from pfd.distill import require_deepmd
 
         require_deepmd()
-    run_finetune(cfg, report)
+    with timed_phase(cfg.run_dir, "finetune"):
+        run_finetune(cfg, report)
     if cfg.distill.enabled:
         from pfd.distill import run_distill
 
-        run_distill(cfg, report)
+        with timed_phase(cfg.run_dir, "distill"):
+            run_distill(cfg, report)
     if cfg.report.enabled:
         from pfd.report import write_report
 
-        write_report(cfg, report)
+        with timed_phase(cfg.run_dir, "report"):
+            write_report(cfg, report)

@@ -24,7 +24,7 @@ def command(
 
     from pfd.db import RunDB
     from pfd.errors import PFDError
-    from pfd.state import DB, RunState
+    from pfd.state import DB, TIMINGS, RunState
 
     if not (run_dir / DB).exists():
         raise PFDError(
@@ -35,8 +35,11 @@ def command(
     counts = {s: db.count(status=s) for s in ("labelled", "failed", "pending")}
     check_file = run_dir / "student" / "check.json"
     student = json.loads(check_file.read_text()) if check_file.exists() else None
+    timings_file = run_dir / TIMINGS
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     if json_out:
         payload = {"frames": counts, **asdict(state), "student": student}
+        payload["seconds"] = timings
         typer.echo(json.dumps(payload, indent=2))
         return
     table = Table(
@@ -112,3 +115,6 @@ def command(
                 f"{dft['force_rmse_ratio']:.2f}x)"
             )
         console.print(line)
+    if timings:
+        spent = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
+        console.print(f"wall time so far: {spent}")

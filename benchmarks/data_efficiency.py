@@ -1,0 +1,371 @@
+"""Data efficiency: DFT labels of the PFD loop vs training the student from scratch.
+
+Two arms, measured on the same held-out test set (frames no training set holds):
+
+(a) **PFD**: the fine-tuning loop from the foundation model (``pfd run``); for
+    the foundation model and each iteration's model, the labels it was trained
+    on, the labels spent so far (training + the new frames each iteration tests
+    on) and its errors on the test set.
+(b) **From scratch**: the distillation student's architecture (DeePMD-kit
+    ``se_e2_a``, the same defaults) trained only on reference labels, drawn at
+    random from the PFD run's own exploration (its MD candidates, all
+    iterations), at growing sizes, until it is as accurate as the PFD model or
+    the label budget ends.
+
+It prints a table and the ratio of labels needed to reach the PFD model's force
+RMSE, and writes ``OUT/results.json`` after every step. Labels and trained
+models are kept in ``OUT``: a rerun reuses them.
+
+    # Si with GPAW, reusing the Si example's run and held-out set (hours of DFT
+    # for the from-scratch arm; --sizes and --steps trade time for resolution)
+    python benchmarks/data_efficiency.py gpaw --pfd-run runs/si
+    # fast variant: EMT Cu as the reference, SevenNet-0 fine-tuned on it (no DFT)
+    python benchmarks/data_efficiency.py emt
+
+Without ``--pfd-run`` the loop is run first (``gpaw``: the Si example's
+``pfd.yaml``, distillation and report off; ``emt``: an 8-atom Cu cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase.build import bulk
+from ase.io import read, write
+
+from pfd.config import StudentConfig, deep_merge
+from pfd.distill import deepmd_input, run_dp, student_calculator, to_deepmd
+from pfd.evaluate import Errors, evaluate
+from pfd.explore import MDTask, run_md
+from pfd.label import make_labeler
+from pfd.label.runner import label_one
+from pfd.models import make_backend
+from pfd.structures import perturb
+
+ROOT = Path(__file__).resolve().parent.parent
+SI = ROOT / "examples" / "si"
+
+#: The fast variant's loop: EMT Cu, SevenNet-0 fine-tuned on it.
+EMT_CONFIG: dict[str, Any] = {
+    "name": "cu-emt",
+    "seed": 0,
+    "structures": [{"path": "cu.extxyz"}],
+    "model": {"checkpoint": "7net-0", "threads": 2},
+    "labeler": {"code": "ase", "calculator": "ase.calculators.emt:EMT", "workers": 2},
+    "initial": {"frames_per_structure": 6, "displacement_A": 0.08, "strain": 0.03},
+    "finetune": {"epochs": 40, "batch_size": 4},
+    "explore": {
+        "temperatures_K": [300, 700, 1100],
+        "pressures_bar": [None, 10000],
+        "steps": 300,
+        "timestep_fs": 2.0,
+        "sample_every": 5,
+    },
+    "select": {"max_per_iteration": 6},
+    "convergence": {
+        "force_rmse_eV_A": 0.05,
+        "energy_rmse_eV_atom": 0.005,
+        "max_iterations": 5,
+    },
+    "distill": {"enabled": False},
+    "report": {"enabled": False},
+}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", choices=["gpaw", "emt"])
+    parser.add_argument("--out", type=Path, help="default: runs/bench_data_<ref>")
+    parser.add_argument("--pfd-run", type=Path, help="an existing run of the loop")
+    parser.add_argument("--config", type=Path, help="the loop's YAML (overrides)")
+    parser.add_argument("--test", type=Path, help="labelled held-out frames")
+    parser.add_argument("--sizes", type=int, nargs="+", help="from-scratch sizes")
+    parser.add_argument("--steps", type=int, default=10000, help="se_e2_a steps")
+    parser.add_argument("--workers", type=int, default=2, help="labels side by side")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--label-only", action="store_true", help="label the pool, train nothing"
+    )
+    args = parser.parse_args(argv)
+    out = (args.out or ROOT / "runs" / f"bench_data_{args.reference}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = args.sizes or (
+        [24, 48, 96, 192] if args.reference == "gpaw" else [25, 50, 100, 200, 400, 800]
+    )
+    results: dict[str, Any] = {"reference": args.reference, "steps": args.steps}
+    save = _saver(out / "results.json", results)
+
+    run_dir = args.pfd_run or _run_loop(args, out)
+    config = load_config_of(run_dir)
+    labeler = make_labeler(config.labeler)
+    test = _test_set(args, out, labeler)
+    results["test"] = {"frames": len(test), "subsets": _subsets(test)}
+
+    pool = _pool(run_dir, args.seed)
+    needed = [n for n in sizes if n <= len(pool)]
+    if len(needed) < len(sizes):
+        print(f"the run's exploration has {len(pool)} frames: sizes above it skipped")
+    if args.label_only:
+        _label(pool[: max(needed)], labeler, out / "labels", args.workers)
+        return results
+
+    results["pfd"] = _pfd_curve(run_dir, config, test, args.threads)
+    save()
+    target = results["pfd"][-1]
+    results["target_force_rmse_eV_A"] = target["force_rmse_eV_A"]
+    results["scratch"] = []
+    type_map = sorted({s for a in test for s in a.get_chemical_symbols()})
+    for n in needed:
+        labelled = _label(pool[:n], labeler, out / "labels", args.workers)
+        t0 = time.perf_counter()
+        model = _train_scratch(labelled, test, type_map, args, out / "scratch" / f"{n}")
+        errors = evaluate(test, student_calculator(model))
+        results["scratch"].append(
+            {"labels": n, "train_s": time.perf_counter() - t0, **errors.as_dict()}
+        )
+        save()
+        print(f"from scratch, {n} labels: force RMSE {errors.force_rmse_eV_A:.4f} eV/Å")
+        if errors.force_rmse_eV_A <= target["force_rmse_eV_A"]:
+            break
+    results["summary"] = _summary(results)
+    save()
+    _print_table(results)
+    return results
+
+
+def load_config_of(run_dir: Path):
+    """The loop's config as recorded in its run directory."""
+    from pfd.state import recorded_config
+
+    return recorded_config(run_dir)
+
+
+def _saver(path: Path, results: dict):
+    def save() -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(path)
+
+    return save
+
+
+def _run_loop(args, out: Path) -> Path:
+    """Run the fine-tuning loop (``pfd run``) into OUT/pfd; its run directory."""
+    run_dir = out / "pfd"
+    if args.reference == "gpaw":
+        spec = yaml.safe_load((args.config or SI / "pfd.yaml").read_text())
+        base = (args.config or SI / "pfd.yaml").parent
+        for s in spec["structures"]:
+            s["path"] = str((base / s["path"]).resolve())
+        spec = deep_merge(spec, {"distill": {"enabled": False}})
+        spec = deep_merge(spec, {"report": {"enabled": False}})
+    else:
+        write(out / "cu.extxyz", bulk("Cu", "fcc", 3.61, cubic=True).repeat((2, 1, 1)))
+        spec = deep_merge(
+            EMT_CONFIG, {"structures": [{"path": str(out / "cu.extxyz")}]}
+        )
+        if args.config:
+            spec = deep_merge(spec, yaml.safe_load(args.config.read_text()))
+    spec["run_dir"] = str(run_dir)
+    path = out / "pfd.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    cmd = [sys.executable, "-m", "pfd", "run", str(path)]
+    print("running the loop:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return run_dir
+
+
+def _test_set(args, out: Path, labeler) -> list:
+    """Held-out labelled frames: given, the Si example's, or made here (EMT)."""
+    if args.test:
+        return read(args.test, ":")
+    if args.reference == "gpaw":
+        path = SI / "test_dft.extxyz"
+        if not path.exists():
+            subprocess.run([sys.executable, str(SI / "make_test_set.py")], check=True)
+        return read(path, ":")
+    path = out / "test.extxyz"
+    if not path.exists():
+        write(path, _emt_test_set(labeler))
+    return read(path, ":")
+
+
+def _emt_test_set(labeler) -> list:
+    """MD of the reference itself at 300-1100 K (NVT, 1 GPa) and ±4 % strains."""
+    from ase.calculators.emt import EMT
+
+    from pfd.config import ExploreConfig
+
+    cu = bulk("Cu", "fcc", 3.61, cubic=True).repeat((2, 1, 1))
+    cu.info = {"structure": 0}
+    cfg = ExploreConfig(steps=300, sample_every=100, displacement_A=0.05, strain=0.02)
+    frames = []
+    conditions = [(300, None), (700, 10000.0), (1100, None), (900, 5000.0)]
+    for k, (temp, pressure) in enumerate(conditions):
+        traj = run_md(cu, EMT(), MDTask(0, temp, temp, pressure, 300, 1000 + k), cfg)
+        for frame in traj.frames:
+            frame.info = {"subset": f"md-{temp}K"}
+            frames.append(frame)
+    rng = np.random.default_rng(2024)
+    for strain in (-0.04, -0.02, 0.02, 0.04):
+        frame = perturb(cu, rng, 0.04, 0.0)
+        frame.set_cell(frame.cell * (1 + strain), scale_atoms=True)
+        frame.info = {"subset": "strained"}
+        frames.append(frame)
+    labelled = []
+    for frame in frames:
+        result = labeler.calculate(frame, "")
+        result.info = dict(frame.info)
+        labelled.append(result)
+    return labelled
+
+
+def _subsets(frames: list) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for atoms in frames:
+        key = atoms.info.get("subset", "all")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _pool(run_dir: Path, seed: int) -> list:
+    """Every MD candidate of the loop's exploration, in a fixed random order."""
+    frames = []
+    for path in sorted(run_dir.glob("iter_*/candidates.extxyz")):
+        frames.extend(read(path, ":"))
+    for atoms in frames:
+        atoms.calc = None
+    order = np.random.default_rng(seed).permutation(len(frames))
+    return [frames[i] for i in order]
+
+
+def _label(frames: list, labeler, root: Path, workers: int) -> list:
+    """Reference labels of ``frames`` (each a job directory: reused on rerun)."""
+    todo = [
+        not (root / f"{i:04d}" / "output.extxyz").exists() for i in range(len(frames))
+    ]
+    if any(todo):
+        print(f"labelling {sum(todo)} frames ({workers} side by side)", flush=True)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        jobs = [
+            pool.submit(label_one, labeler, atoms, root / f"{i:04d}")
+            for i, atoms in enumerate(frames)
+        ]
+        return [job.result() for job in jobs]
+
+
+def _pfd_curve(run_dir: Path, config, test: list, threads: int) -> list[dict]:
+    """Errors on ``test`` of the foundation model and of each iteration's model."""
+    state = json.loads((run_dir / "state.json").read_text())
+    backend = make_backend(config.model.model_copy(update={"threads": threads}))
+    foundation = backend.resolve(config.model.checkpoint)
+    points = [("foundation", foundation, 0, 0)]
+    initial = state["iterations"][0]["n_train"] if state["iterations"] else 0
+    spent = initial
+    for it in state["iterations"]:
+        spent += it["n_new"] + it["n_failed"]
+        points.append(
+            (f"iteration {it['iteration']}", it["model"], it["n_train"], spent)
+        )
+        if it["converged"]:
+            break
+    curve = []
+    for name, model, trained, spent in points:
+        errors: Errors = evaluate(test, backend.calculator(Path(model)))
+        curve.append(
+            {
+                "model": name,
+                "labels": trained,
+                "labels_spent": spent,
+                **errors.as_dict(),
+            }
+        )
+        print(f"PFD {name}: {errors.force_rmse_eV_A:.4f} eV/Å", flush=True)
+    return curve
+
+
+def _train_scratch(train: list, test: list, type_map, args, work: Path) -> Path:
+    """The distillation student's architecture, trained on ``train`` alone."""
+    model = work / "graph.pb"
+    if model.exists():
+        return model
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = StudentConfig(steps=args.steps, compress=False)
+    spec = deepmd_input(
+        cfg,
+        type_map,
+        to_deepmd(train, type_map, work / "data" / "train"),
+        to_deepmd(test, type_map, work / "data" / "test"),
+        seed=args.seed,
+    )
+    (work / "input.json").write_text(json.dumps(spec, indent=1))
+    log = work / "dp.log"
+    resume = ["--restart", "model.ckpt"] if (work / "checkpoint").exists() else []
+    run_dp(["train", "input.json", *resume], work, args.threads, log)
+    run_dp(["freeze", "-o", "graph.tmp.pb"], work, args.threads, log)
+    (work / "graph.tmp.pb").replace(model)
+    return model
+
+
+def _summary(results: dict) -> dict:
+    pfd, scratch = results["pfd"], results["scratch"]
+    target = results["target_force_rmse_eV_A"]
+    pfd_labels = pfd[-1]["labels_spent"]
+    reached = [s for s in scratch if s["force_rmse_eV_A"] <= target]
+    summary: dict[str, Any] = {
+        "target_force_rmse_eV_A": target,
+        "pfd_labels_spent": pfd_labels,
+        "pfd_labels_trained": pfd[-1]["labels"],
+    }
+    if reached:
+        summary["scratch_labels"] = reached[0]["labels"]
+        summary["ratio"] = reached[0]["labels"] / pfd_labels
+        summary["reached"] = True
+    else:
+        largest = scratch[-1]["labels"] if scratch else 0
+        summary["scratch_labels"] = f">{largest}"
+        summary["ratio"] = f">{largest / pfd_labels:.1f}" if pfd_labels else "n/a"
+        summary["reached"] = False
+    return summary
+
+
+def _print_table(results: dict) -> None:
+    print()
+    print(f"held-out test set: {results['test']['frames']} frames")
+    head = f"{'arm':<12}{'model':<14}{'labels':>8}{'spent':>8}"
+    print(head + f"{'F RMSE':>10}{'E RMSE':>10}{'S RMSE':>9}")
+    print(f"{'':<12}{'':<14}{'':>8}{'':>8}{'eV/Å':>10}{'meV/at':>10}{'GPa':>9}")
+    rows = [
+        ("PFD", p["model"], p["labels"], p["labels_spent"], p) for p in results["pfd"]
+    ]
+    rows += [
+        ("scratch", "se_e2_a", s["labels"], s["labels"], s) for s in results["scratch"]
+    ]
+    for arm, name, labels, spent, e in rows:
+        stress = e["stress_rmse_GPa"]
+        print(
+            f"{arm:<12}{name:<14}{labels:>8}{spent:>8}{e['force_rmse_eV_A']:>10.4f}"
+            f"{1000 * e['energy_rmse_eV_atom']:>10.2f}"
+            f"{'' if stress is None else f'{stress:.3f}':>9}"
+        )
+    s = results["summary"]
+    ratio = s["ratio"] if isinstance(s["ratio"], str) else f"{s['ratio']:.1f}"
+    print(
+        f"\nlabels to reach {s['target_force_rmse_eV_A']:.4f} eV/Å: "
+        f"PFD {s['pfd_labels_spent']} (trained on {s['pfd_labels_trained']}), "
+        f"from scratch {s['scratch_labels']}; ratio {ratio}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
