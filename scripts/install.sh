@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Install pfd and everything it needs into ./.venv (idempotent; safe to rerun).
 #   - Debian build dependencies of GPAW (libxc, OpenBLAS, FFTW)
+#   - Debian's Quantum ESPRESSO 6.7 (pw.x + pseudopotentials) and CP2K 2023.1
+#     (cp2k.psmp + GTH/MOLOPT data) for the qe and cp2k labellers
 #   - torch==2.13.0 first, so that no multi-GB CUDA build is pulled in
-#   - pfd with the SevenNet backend, GPAW labeller and test tools
+#   - pfd with the SevenNet and CHGNet backends, GPAW labeller, DeePMD-kit (the
+#     student), Parsl and test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 missing=""
-for pkg in libxc-dev libopenblas-dev libfftw3-dev; do
+for pkg in libxc-dev libopenblas-dev libfftw3-dev \
+    quantum-espresso quantum-espresso-data cp2k cp2k-data; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
@@ -29,9 +33,9 @@ $PIP install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     echo ">> pip install torch==2.13.0 (CPU build)"
     $PIP install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 }
-echo ">> pip install -e .[sevennet,gpaw,parsl,deepmd,dev]"
+echo ">> pip install -e .[sevennet,chgnet,gpaw,parsl,deepmd,dev]"
 GPAW_CONFIG="$PWD/scripts/gpaw_siteconfig.py" \
-    $PIP install -q -e ".[sevennet,gpaw,parsl,deepmd,dev]" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c "import pfd, sevenn, gpaw, torch, deepmd; print('>> pfd', pfd.__version__, \
-'| torch', torch.__version__, '| sevenn', sevenn.__version__, '| gpaw', gpaw.__version__, \
-'| deepmd-kit', deepmd.__version__)"
+    $PIP install -q -e ".[sevennet,chgnet,gpaw,parsl,deepmd,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import pfd, sevenn, gpaw, torch, deepmd, chgnet; print('>> pfd', \
+pfd.__version__, '| torch', torch.__version__, '| sevenn', sevenn.__version__, '| gpaw', \
+gpaw.__version__, '| deepmd-kit', deepmd.__version__, '| chgnet', chgnet.__version__)"

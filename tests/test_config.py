@@ -66,3 +66,13 @@ def test_resume_checks_physics_not_how_jobs_run(make_config, tmp_path):
     physics = config.labeler.model_copy(update={"parameters": {"asap_cutoff": True}})
     with pytest.raises(PFDError, match=r"'labeler.parameters' cannot change"):
         prepare_run_dir(config.model_copy(update={"labeler": physics}))
+
+
+def test_each_backend_has_its_default_checkpoint():
+    from pfd.config import ModelConfig
+
+    assert ModelConfig().checkpoint == "7net-0"
+    assert ModelConfig(backend="chgnet").checkpoint == "chgnet-0.3.0"
+    assert ModelConfig(backend="chgnet", checkpoint="m.pth").checkpoint == "m.pth"
+    with pytest.raises(ValueError, match="model.checkpoint is required"):
+        ModelConfig(backend="my.module:Backend")

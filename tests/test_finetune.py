@@ -188,3 +188,29 @@ def test_too_many_failures_stop_with_a_clear_message(make_config):
         run_finetune(cfg, QUIET)
     db = RunDB(cfg.run_dir / "pfd.db")
     assert db.count(status="failed") == 3
+
+
+def test_labels_from_two_reference_settings_are_refused(tmp_path: Path):
+    """Energies from two codes (or two settings of one) never share a training set."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from pfd.finetune import check_one_reference
+    from pfd.label.results import single_point
+
+    db = RunDB(tmp_path / "pfd.db")
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    settings = [
+        {"code": "gpaw", "version": "25.1", "parameters": {"ecut": 350}},
+        {"code": "gpaw", "version": "26.7", "parameters": {"ecut": 350}},  # same zero
+        {"code": "qe", "version": "6.7", "parameters": {"ecutwfc": 40}},
+    ]
+    for k, s in enumerate(settings):
+        row = db.add_pending(cu, uid=f"f{k}", iteration=k, stage="x", source="t")
+        db.set_label(row, single_point(cu, EMT()), s)
+    check_one_reference(db, max_iteration=1, allow_mixed=False)  # versions differ only
+    with pytest.raises(PFDError, match="2 different reference settings") as err:
+        check_one_reference(db, max_iteration=2, allow_mixed=False)
+    assert "labeler.allow_mixed: true" in str(err.value)
+    assert "\n" not in str(err.value)
+    check_one_reference(db, max_iteration=2, allow_mixed=True)

@@ -29,6 +29,10 @@ class StructureConfig(_Model):
     format: str | None = Field(None, description="ase.io format, guessed if absent.")
 
 
+#: The checkpoint each built-in backend starts from when none is given.
+DEFAULT_CHECKPOINTS = {"sevennet": "7net-0", "chgnet": "chgnet-0.3.0"}
+
+
 class ModelConfig(_Model):
     """The foundation model that is fine-tuned."""
 
@@ -38,9 +42,9 @@ class ModelConfig(_Model):
         "backend (see pfd.models.ForceFieldBackend).",
     )
     checkpoint: str = Field(
-        "7net-0",
-        description="A checkpoint shipped with the backend (e.g. '7net-0') "
-        "or a path to a local checkpoint file.",
+        "",
+        description="A checkpoint shipped with the backend ('7net-0' for sevennet, "
+        "'chgnet-0.3.0' for chgnet: the defaults) or a path to a local file.",
     )
     device: str = "cpu"
     threads: int = Field(2, ge=1, description="torch threads for training and MD.")
@@ -54,7 +58,20 @@ class ModelConfig(_Model):
                 f"unknown backend '{self.backend}'; choose one of {sorted(BACKENDS)} "
                 "or give 'module:Class'"
             )
+        if not self.checkpoint:
+            raise ValueError(
+                f"model.checkpoint is required for backend '{self.backend}'"
+            )
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_checkpoint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("checkpoint"):
+            backend = data.get("backend", "sevennet")
+            if backend in DEFAULT_CHECKPOINTS:
+                data = {**data, "checkpoint": DEFAULT_CHECKPOINTS[backend]}
+        return data
 
 
 class FineTuneConfig(_Model):
@@ -81,7 +98,7 @@ class FineTuneConfig(_Model):
 class LabelerConfig(_Model):
     """The reference (DFT) calculator that labels frames."""
 
-    code: Literal["gpaw", "ase"] = "gpaw"
+    code: Literal["gpaw", "qe", "cp2k", "vasp", "ase"] = "gpaw"
     calculator: str | None = Field(
         None,
         description="For code 'ase': an import path 'module:Class' of any ASE "
@@ -90,7 +107,19 @@ class LabelerConfig(_Model):
     parameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Keyword arguments for the calculator; for GPAW they override "
-        "the preset (PW 350 eV, PBE, k-point density 2.0/Å⁻¹, Fermi-Dirac 0.05 eV).",
+        "the preset (PW 350 eV, PBE, k-point density 2.0/Å⁻¹, Fermi-Dirac 0.05 eV); "
+        "for qe, cp2k and vasp they override that code's preset.",
+    )
+    command: str | None = Field(
+        None,
+        description="How to start a command-line DFT code (qe, cp2k, vasp), e.g. "
+        "'mpirun -n 64 pw.x'; default: the code's serial binary. How to run, kept "
+        "apart from what the labeller writes and reads.",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for each DFT job "
+        "(e.g. OMP_NUM_THREADS, VASP_PP_PATH).",
     )
     workers: int = Field(
         0, ge=0, description="Parallel DFT jobs; 0 means one per CPU core."
@@ -100,6 +129,11 @@ class LabelerConfig(_Model):
         None,
         description="Command prefix for each DFT job, e.g. 'mpirun -n 32' or "
         "'srun -n 32' (how to run, kept apart from what the labeller writes).",
+    )
+    allow_mixed: bool = Field(
+        False,
+        description="Train on labels made with different codes or settings (their "
+        "energy zeros differ: only for data you have made comparable).",
     )
     max_attempts: int = Field(2, ge=1, description="Tries per frame before giving up.")
     max_failed_fraction: float = Field(

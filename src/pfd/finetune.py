@@ -235,6 +235,22 @@ def test_foundation(ctx: Context) -> None:
     )
 
 
+def check_one_reference(db: RunDB, max_iteration: int, allow_mixed: bool) -> None:
+    """Refuse a training set labelled with several codes or settings.
+
+    Energy zeros differ by up to hundreds of eV between codes (and move with
+    cutoffs, pseudopotentials, smearing): one model cannot fit both.
+    """
+    settings = db.label_settings(max_iteration)
+    if len(settings) > 1 and not allow_mixed:
+        kinds = "; ".join(f"{n} frames by {key[:120]}" for key, n in settings.items())
+        raise PFDError(
+            f"the labelled frames come from {len(settings)} different reference "
+            f"settings ({kinds}): their energies are not comparable; relabel them "
+            "with one setting, or set labeler.allow_mixed: true"
+        )
+
+
 def train_model(ctx: Context, iteration: int, out: Path) -> None:
     """Fine-tune on every labelled frame of earlier iterations (skip if done)."""
     if out.exists():
@@ -243,6 +259,7 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     workdir = out.parent / "finetune"
     shutil.rmtree(workdir, ignore_errors=True)
     frames = ctx.db.labelled(max_iteration=iteration - 1)
+    check_one_reference(ctx.db, iteration - 1, ctx.config.labeler.allow_mixed)
     rng = np.random.default_rng([ctx.config.seed, iteration, 1])
     order = rng.permutation(len(frames))
     n_valid = max(2, len(frames) // 10) if len(frames) >= 10 else 0

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 #: force-field backends: name -> "module:Class"
-BACKENDS: dict[str, str] = {"sevennet": "pfd.models.sevennet:SevenNetBackend"}
+BACKENDS: dict[str, str] = {
+    "sevennet": "pfd.models.sevennet:SevenNetBackend",
+    "chgnet": "pfd.models.chgnet:CHGNetBackend",
+}
 
 #: labellers: labeler.code -> "module:Class"
 LABELERS: dict[str, str] = {
     "gpaw": "pfd.label.gpaw:GPAWLabeler",
+    "qe": "pfd.label.qe:QELabeler",
+    "cp2k": "pfd.label.cp2k:CP2KLabeler",
+    "vasp": "pfd.label.vasp:VaspLabeler",
     "ase": "pfd.label.ase_calc:ASELabeler",
 }
