@@ -57,20 +57,20 @@ class ForceFieldBackend(Protocol):
 
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
     """The backend for ``cfg.backend``: a registered name or ``module:Class``."""
-    from pfd.errors import PFDError
-
-    module, _, name = BACKENDS.get(cfg.backend, cfg.backend).partition(":")
-    try:
-        cls = getattr(import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise PFDError(f"cannot load model backend '{cfg.backend}': {err}") from err
-    return cls(device=cfg.device, threads=cfg.threads)
+    return backend_by_name(cfg.backend, cfg.device, cfg.threads)
 
 
 def backend_by_name(
     name: str, device: str = "cpu", threads: int = 2
 ) -> ForceFieldBackend:
-    return make_backend(ModelConfig(backend=name, device=device, threads=threads))
+    from pfd.errors import PFDError
+
+    module, _, attr = BACKENDS.get(name, name).partition(":")
+    try:
+        cls = getattr(import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise PFDError(f"cannot load model backend '{name}': {err}") from err
+    return cls(device=device, threads=threads)
 
 
 @dataclass(frozen=True)
