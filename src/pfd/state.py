@@ -129,14 +129,18 @@ def _get(config: dict[str, Any], dotted: str) -> Any:
 def timed_phase(run_dir: Path, phase: str) -> Iterator[None]:
     """Add the wall time spent inside to ``phase``'s total in ``timings.json``.
 
-    A resumed or repeated phase adds to its total (a failed one too), so the
-    file tells what the run has cost so far, phase by phase.
+    A resumed or repeated phase adds to its total (one stopped by Ctrl-C too),
+    so the file tells what the run has cost so far, phase by phase. A command
+    that fails (bad input, a full disk) leaves the run directory untouched.
     """
     t0 = time.perf_counter()
     try:
         yield
-    finally:
-        add_phase_seconds(run_dir, phase, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            add_phase_seconds(run_dir, phase, time.perf_counter() - t0)
+        raise
+    add_phase_seconds(run_dir, phase, time.perf_counter() - t0)
 
 
 def add_phase_seconds(run_dir: Path, phase: str, seconds: float) -> None:
