@@ -74,5 +74,5 @@ def test_each_backend_has_its_default_checkpoint():
     assert ModelConfig().checkpoint == "7net-0"
     assert ModelConfig(backend="chgnet").checkpoint == "chgnet-0.3.0"
     assert ModelConfig(backend="chgnet", checkpoint="m.pth").checkpoint == "m.pth"
-    with pytest.raises(ValueError, match="model.checkpoint is required"):
+    with pytest.raises(ValueError, match=r"model\.checkpoint is required"):
         ModelConfig(backend="my.module:Backend")

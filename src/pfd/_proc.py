@@ -14,7 +14,10 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
@@ -24,6 +27,34 @@ def guarded(cmd: list[str]) -> list[str]:
     if sys.platform != "linux":
         return list(cmd)
     return [sys.executable, "-m", "pfd._proc", str(os.getpid()), *cmd]
+
+
+def stream(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    on_line: Callable[[str], None] | None = None,
+    append: bool = False,
+) -> int:
+    """Run ``cmd`` guarded, copy its output (stdout and stderr) to ``log`` line by
+    line, passing each line to ``on_line`` (progress bars); its exit code."""
+    with open(log, "a" if append else "w") as out:
+        proc = subprocess.Popen(
+            guarded(cmd),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            if on_line:
+                on_line(line)
+        return proc.wait()
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - replaced by exec

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from pfd._proc import guarded
+from pfd._proc import stream
 from pfd.config import DistillConfig, RunConfig, StudentConfig
 from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
@@ -489,21 +488,14 @@ def _dp_env(threads: int) -> dict[str, str]:
 def run_dp(args: list[str], cwd: Path, threads: int, log: Path, on_line=None) -> None:
     """Run ``dp --tf ARGS`` in ``cwd``; a failure names the last log line."""
     dp = shutil.which("dp") or str(Path(sys.executable).parent / "dp")
-    with open(log, "a") as out:
-        proc = subprocess.Popen(
-            guarded([dp, "--tf", *args]),
-            cwd=cwd,
-            env=_dp_env(threads),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            if on_line:
-                on_line(line)
-        code = proc.wait()
+    code = stream(
+        [dp, "--tf", *args],
+        cwd=cwd,
+        env=_dp_env(threads),
+        log=log,
+        on_line=on_line,
+        append=True,
+    )
     if code:
         lines = [x for x in log.read_text().splitlines() if x.strip()]
         errors = [x for x in lines if "Error" in x or "error" in x]

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 from ase.units import GPa
 
-from pfd._proc import guarded
+from pfd._proc import stream
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -292,22 +291,15 @@ class CHGNetBackend:
             "PYTHONUNBUFFERED": "1",
         }
         cmd = [sys.executable, "-m", "pfd.models._chgnet_train", str(workdir)]
-        with open(workdir / "stdout.log", "w") as log:
-            proc = subprocess.Popen(
-                guarded(cmd),
-                cwd=workdir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                match = EPOCH_LINE.match(line)
-                if match and on_epoch:
-                    on_epoch(int(match.group(1)), epochs)
-            code = proc.wait()
+
+        def progress(line: str) -> None:
+            match = EPOCH_LINE.match(line)
+            if match and on_epoch:
+                on_epoch(int(match.group(1)), epochs)
+
+        code = stream(
+            cmd, cwd=workdir, env=env, log=workdir / "stdout.log", on_line=progress
+        )
         if code:
             tail = (workdir / "stdout.log").read_text().strip().splitlines()[-1:]
             raise PFDError(

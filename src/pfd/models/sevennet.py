@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 
-from pfd._proc import guarded
+from pfd._proc import stream
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -210,22 +209,15 @@ class SevenNetBackend:
             str(workdir),
             "-s",
         ]
-        with open(workdir / "stdout.log", "w") as log:
-            proc = subprocess.Popen(
-                guarded(cmd),
-                cwd=workdir,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                match = _EPOCH.search(line)
-                if match and on_epoch:
-                    on_epoch(int(match.group(1)), epochs)
-            code = proc.wait()
+
+        def progress(line: str) -> None:
+            match = _EPOCH.search(line)
+            if match and on_epoch:
+                on_epoch(int(match.group(1)), epochs)
+
+        code = stream(
+            cmd, cwd=workdir, env=env, log=workdir / "stdout.log", on_line=progress
+        )
         if code:
             tail = (workdir / "stdout.log").read_text().strip().splitlines()[-1:]
             raise PFDError(
