@@ -120,13 +120,14 @@ class RunDB:
 
     def label_settings(self, max_iteration: int | None = None) -> dict[str, int]:
         """How many labelled frames each reference setting made (its JSON, sans
-        version: a code's version does not move its energy zero)."""
+        version and binary path: neither moves a code's energy zero)."""
         counts: dict[str, int] = {}
         for row in self._db.select(status=LABELLED):
             if max_iteration is not None and row.iteration > max_iteration:
                 continue
             settings = dict(row.data.get("label_settings", {}))
             settings.pop("version", None)
+            settings.pop("binary", None)
             key = json.dumps(settings, sort_keys=True, default=str)
             counts[key] = counts.get(key, 0) + 1
         return counts

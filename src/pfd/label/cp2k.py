@@ -52,9 +52,8 @@ from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
     binary_of,
-    find_binary,
+    code_settings,
     job_env,
-    probe_version,
     require_binary,
 )
 from pfd.label.kpoints import check_kpoints, kpoint_grid
@@ -205,20 +204,14 @@ class CP2KLabeler:
         return binary_of(self.command, _looks_like_cp2k)
 
     def settings(self) -> dict[str, Any]:
-        path = find_binary(self.binary, self.env)
-        version = None
-        if path is not None:
-            version = probe_version(
-                (path, "--version"),
-                r"CP2K version (\S+)",
-                tuple(sorted(self.env.items())),
-            )
-        return {
-            "code": "cp2k",
-            "version": version or "unknown",
-            "binary": path or self.binary,
-            "parameters": self.parameters,
-        }
+        return code_settings(
+            "cp2k",
+            self.binary,
+            self.env,
+            ("--version",),
+            r"CP2K version (\S+)",
+            self.parameters,
+        )
 
     def _file(self, key: str) -> Path:
         return Path(self.parameters["data_dir"]) / self.parameters[key]

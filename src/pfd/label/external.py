@@ -87,6 +87,31 @@ def environment(extra: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def code_settings(
+    code: str,
+    binary: str,
+    env: Mapping[str, str],
+    version_args: tuple[str, ...],
+    pattern: str,
+    parameters: dict,
+) -> dict:
+    """What is recorded with every label of a command-line code: the code, its
+    version (probed once by running ``binary`` with ``version_args``), where the
+    binary was found, and the parameters; never the command or environment."""
+    path = find_binary(binary, env)
+    version = None
+    if path is not None:
+        version = probe_version(
+            (path, *version_args), pattern, tuple(sorted(env.items()))
+        )
+    return {
+        "code": code,
+        "version": version or "unknown",
+        "binary": path or binary,
+        "parameters": parameters,
+    }
+
+
 @lru_cache(maxsize=16)
 def probe_version(
     argv: tuple[str, ...], pattern: str, env: tuple[tuple[str, str], ...] = ()

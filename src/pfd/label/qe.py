@@ -38,9 +38,8 @@ from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
     binary_of,
+    code_settings,
     environment,
-    find_binary,
-    probe_version,
     require_binary,
 )
 from pfd.label.kpoints import check_kpoints, kpoint_grid
@@ -158,18 +157,14 @@ class QELabeler:
         return binary_of(self.command, _looks_like_pw)
 
     def settings(self) -> dict[str, Any]:
-        path = find_binary(self.binary, self.env)
-        version = None
-        if path is not None:
-            version = probe_version(
-                (path,), r"Program PWSCF\s+v\.(\S+)", tuple(sorted(self.env.items()))
-            )
-        return {
-            "code": "qe",
-            "version": version or "unknown",
-            "binary": path or self.binary,
-            "parameters": self.parameters,
-        }
+        return code_settings(
+            "qe",
+            self.binary,
+            self.env,
+            (),
+            r"Program PWSCF\s+v\.(\S+)",
+            self.parameters,
+        )
 
     def pseudopotentials(self, symbols: set[str]) -> dict[str, str]:
         """The UPF file of each element; a one-line error if one is missing."""

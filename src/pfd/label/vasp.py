@@ -43,9 +43,8 @@ from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
     binary_of,
+    code_settings,
     environment,
-    find_binary,
-    probe_version,
     require_binary,
 )
 from pfd.label.kpoints import GRID_TYPES, kpoint_grid
@@ -123,20 +122,9 @@ class VaspLabeler:
 
     def settings(self) -> dict[str, Any]:
         """Code, version (VASP's banner ``vasp.X.Y.Z``, as atop OUTCAR), parameters."""
-        path = find_binary(self.binary, self.env)
-        version = None
-        if path is not None:  # VASP prints its banner, then stops: no INCAR
-            version = probe_version(
-                (path,),
-                VERSION_PATTERN,
-                tuple(sorted(self.env.items())),
-            )
-        return {
-            "code": "vasp",
-            "version": version or "unknown",
-            "binary": path or self.binary,
-            "parameters": self.parameters,
-        }
+        return code_settings(
+            "vasp", self.binary, self.env, (), VERSION_PATTERN, self.parameters
+        )
 
     def check(self, symbols: set[str]) -> None:
         launcher = shlex.split(self.command)[0]
