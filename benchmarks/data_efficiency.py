@@ -81,6 +81,14 @@ EMT_CONFIG: dict[str, Any] = {
 }
 
 
+#: From-scratch network sizes: the distillation student's defaults, or the size
+#: DeePMD-kit's examples use (slower, more capacity).
+SIZES: dict[str, dict[str, Any]] = {
+    "student": {},
+    "standard": {"embedding": [25, 50, 100], "axis_neuron": 16, "fitting": [240] * 3},
+}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference", choices=["gpaw", "emt"])
@@ -88,8 +96,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pfd-run", type=Path, help="an existing run of the loop")
     parser.add_argument("--config", type=Path, help="the loop's YAML (overrides)")
     parser.add_argument("--test", type=Path, help="labelled held-out frames")
-    parser.add_argument("--sizes", type=int, nargs="+", help="from-scratch sizes")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        help="numbers of labels to train on from scratch",
+    )
     parser.add_argument("--steps", type=int, default=10000, help="se_e2_a steps")
+    parser.add_argument(
+        "--net",
+        choices=sorted(SIZES),
+        default="student",
+        help="from-scratch net: the distilled student's, or DeePMD's usual size",
+    )
     parser.add_argument("--workers", type=int, default=2, help="labels side by side")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -102,7 +121,11 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = args.sizes or (
         [24, 48, 96, 192] if args.reference == "gpaw" else [25, 50, 100, 200, 400, 800]
     )
-    results: dict[str, Any] = {"reference": args.reference, "steps": args.steps}
+    results: dict[str, Any] = {
+        "reference": args.reference,
+        "steps": args.steps,
+        "net": args.net,
+    }
     save = _saver(out / "results.json", results)
 
     run_dir = args.pfd_run or _run_loop(args, out)
@@ -128,7 +151,10 @@ def main(argv: list[str] | None = None) -> dict:
     for n in needed:
         labelled = _label(pool[:n], labeler, out / "labels", args.workers)
         t0 = time.perf_counter()
-        model = _train_scratch(labelled, test, type_map, args, out / "scratch" / f"{n}")
+        work = (
+            out / "scratch" / (f"{n}" if args.net == "student" else f"{args.net}_{n}")
+        )
+        model = _train_scratch(labelled, test, type_map, args, work)
         errors = evaluate(test, student_calculator(model))
         results["scratch"].append(
             {"labels": n, "train_s": time.perf_counter() - t0, **errors.as_dict()}
@@ -300,7 +326,7 @@ def _train_scratch(train: list, test: list, type_map, args, work: Path) -> Path:
     if model.exists():
         return model
     work.mkdir(parents=True, exist_ok=True)
-    cfg = StudentConfig(steps=args.steps, compress=False)
+    cfg = StudentConfig(steps=args.steps, compress=False, **SIZES[args.net])
     spec = deepmd_input(
         cfg,
         type_map,
