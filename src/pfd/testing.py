@@ -145,14 +145,9 @@ class EMTBackend:
 
         from ase.data import chemical_symbols
 
-        from pfd.models.e0 import fit_e0_shift
+        from pfd.models.e0 import fit_e0_shift, predicted_energies
 
-        calc = self.calculator(model)
-        predicted = []
-        for atoms in frames:
-            work = atoms.copy()
-            work.calc = calc
-            predicted.append(work.get_potential_energy())
+        predicted = predicted_energies(frames, self.calculator(model))
         old = json.loads(Path(model).read_text())
         e0 = dict(old["e0"])
         for z, delta in fit_e0_shift(frames, predicted).items():

@@ -214,21 +214,13 @@ class CHGNetBackend:
         with contextlib.redirect_stdout(io.StringIO()):  # "CHGNet will run on cpu"
             return _chgnet_calculator_class()(loaded, use_device=self.device)
 
-    def predict_energies(self, model: Path, frames: list[Atoms]) -> list[float]:
-        calc = self.calculator(model)
-        out = []
-        for atoms in frames:
-            work = atoms.copy()
-            work.calc = calc
-            out.append(float(work.get_potential_energy()))
-        return out
-
     def refit_e0(self, model: Path, frames: list[Atoms], out: Path) -> Path:
         import torch
 
-        from pfd.models.e0 import fit_e0_shift
+        from pfd.models.e0 import fit_e0_shift, predicted_energies
 
-        shifts = fit_e0_shift(frames, self.predict_energies(model, frames))
+        predicted = predicted_energies(frames, self.calculator(model))
+        shifts = fit_e0_shift(frames, predicted)
         loaded = load_model(Path(model))
         if loaded.composition_model is None:
             raise PFDError(

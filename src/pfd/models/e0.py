@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+
+def predicted_energies(frames: list[Atoms], calc: Calculator) -> list[float]:
+    """``calc``'s energy of each frame (the frames keep their own results)."""
+    out = []
+    for atoms in frames:
+        work = atoms.copy()
+        work.calc = calc
+        out.append(float(work.get_potential_energy()))
+    return out
 
 
 def fit_e0_shift(frames: list[Atoms], predicted: list[float]) -> dict[int, float]:

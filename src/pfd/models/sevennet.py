@@ -101,21 +101,13 @@ class SevenNetBackend:
             warnings.simplefilter("ignore", UserWarning)
             return SevenNetCalculator(model=str(model), device=self.device)
 
-    def predict_energies(self, model: Path, frames: list[Atoms]) -> list[float]:
-        calc = self.calculator(model)
-        out = []
-        for atoms in frames:
-            work = atoms.copy()
-            work.calc = calc
-            out.append(float(work.get_potential_energy()))
-        return out
-
     def refit_e0(self, model: Path, frames: list[Atoms], out: Path) -> Path:
         import torch
 
-        from pfd.models.e0 import fit_e0_shift
+        from pfd.models.e0 import fit_e0_shift, predicted_energies
 
-        shifts = fit_e0_shift(frames, self.predict_energies(model, frames))
+        predicted = predicted_energies(frames, self.calculator(model))
+        shifts = fit_e0_shift(frames, predicted)
         ckpt = self._checkpoint(model)
         type_map = ckpt["config"]["_type_map"]
         key = "rescale_atomic_energy.shift"
