@@ -76,3 +76,18 @@ def test_each_backend_has_its_default_checkpoint():
     assert ModelConfig(backend="chgnet", checkpoint="m.pth").checkpoint == "m.pth"
     with pytest.raises(ValueError, match=r"model\.checkpoint is required"):
         ModelConfig(backend="my.module:Backend")
+
+
+@pytest.mark.parametrize("name", ["chgnet-0.3.0", "7net-l3i5"])
+def test_shipped_checkpoint_names_are_not_paths(make_config, name):
+    # 'chgnet-0.3.0' looks like a file with suffix '.0': it must reach the backend
+    cfg = load_config(make_config({"model": {"backend": "chgnet", "checkpoint": name}}))
+    assert cfg.model.checkpoint == name
+
+
+def test_checkpoint_files_resolve_next_to_the_yaml(make_config, tmp_path: Path):
+    (tmp_path / "mine-1.0").write_bytes(b"x")
+    cfg = load_config(make_config({"model": {"checkpoint": "mine-1.0"}}))
+    assert cfg.model.checkpoint == str((tmp_path / "mine-1.0").resolve())
+    cfg = load_config(make_config({"model": {"checkpoint": "models/m.pth"}}))
+    assert cfg.model.checkpoint == str((tmp_path / "models/m.pth").resolve())

@@ -518,8 +518,10 @@ def load_config(path: str | Path) -> RunConfig:
         updates["execution"] = config.execution.model_copy(
             update={"config": str((base / parsl_cfg).resolve())}
         )
+    # A file next to the YAML, or anything path-like, is a path; a bare name that
+    # is no file there ('7net-0', 'chgnet-0.3.0') is left for the backend to resolve.
     ckpt = Path(config.model.checkpoint)
-    if ckpt.suffix or "/" in config.model.checkpoint:
+    if (base / ckpt).is_file() or "/" in config.model.checkpoint:
         updates["model"] = config.model.model_copy(
             update={"checkpoint": str((base / ckpt).resolve())}
         )
