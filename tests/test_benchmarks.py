@@ -78,3 +78,55 @@ def test_demo_time_smoke(tmp_path: Path, make_config):
     again = demo_time.main([str(out)])  # from the records alone
     assert again["phases_s"] == result["phases_s"]
     assert again["wall_s"] is None
+
+
+def test_foundation_models_smoke(tmp_path: Path, make_config):
+    """Each model's loop runs from the same config; the table picks the cheapest."""
+    import foundation_models
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for k in range(2):
+        atoms = bulk("Cu", "fcc", 3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = EMT()
+        atoms.calc = SinglePointCalculator(
+            atoms,
+            energy=atoms.get_potential_energy(),
+            forces=atoms.get_forces(),
+            stress=atoms.get_stress(),
+        )
+        frames.append(atoms)
+    write(tmp_path / "test.extxyz", frames)
+    config = make_config(
+        {"report": {"enabled": True, "test_data": "test.extxyz"}},
+        name="base.yaml",
+    )
+    out = tmp_path / "bench"
+    emt = ["pfd.testing:EMTBackend"]
+    args = ["--config", str(config), "--out", str(out)]
+    args += ["--model", "a", *emt, "a.json", "--model", "b", *emt, "b.json"]
+    result = foundation_models.main(args)
+
+    rows = {r["name"]: r for r in result["models"]}
+    assert set(rows) == {"a", "b"}
+    for row in rows.values():
+        assert row["labels"] == 3 + 2  # initial frames + one iteration's selection
+        assert row["iterations"] == 1
+        assert row["converged"] is True  # the base config's loose target
+        assert row["fine_tuned"]["force_rmse_eV_A"] > 0
+        assert row["zero_shot"]["force_rmse_eV_A"] > 0
+        assert row["finetune_s"] > 0
+    assert result["choice"] in {"a", "b"}
+    spec = yaml.safe_load((out / "a" / "pfd.yaml").read_text())
+    assert spec["distill"] == {"enabled": False}
+    assert spec["report"]["eos"] == {"enabled": False}
+    assert Path(spec["structures"][0]["path"]).is_absolute()
+
+    reused = foundation_models.main(
+        [*args[:4], "--model", "a", *emt, "a.json", "--reuse", f"a={out / 'a' / 'run'}"]
+    )
+    assert reused["models"][0]["labels"] == rows["a"]["labels"]
