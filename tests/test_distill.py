@@ -220,3 +220,22 @@ def test_speed_benchmark_smoke(distilled: Path, tmp_path: Path):
     if lammps_binary():
         assert ("student", "LAMMPS", 1372) in rows
     assert json.loads(out.read_text())["threads"] == 2
+
+
+def test_student_sel_and_energy_zero(distilled: Path):
+    """sel is counted before training; the energy bias is refitted after it."""
+    from pfd.distill import student_calculator
+    from pfd.evaluate import predict
+
+    spec = json.loads((distilled / "student" / "input.json").read_text())
+    sel = spec["model"]["descriptor"]["sel"]
+    assert isinstance(sel, list)
+    assert sel[0] % 4 == 0
+    assert sel[0] > 12  # fcc Cu: 12 nearest neighbours alone
+    log = (distilled / "distill" / "round_1" / "dp.log").read_text()
+    assert "Change energy bias" in log
+    train = read(distilled / "distill" / "train.extxyz", ":")
+    preds = predict(train, student_calculator(distilled / "student" / "graph.pb"))
+    de = np.array([(p.energy[1] - p.energy[0]) / p.natoms for p in preds])
+    # the least-squares shift leaves no mean offset against the teacher's energies
+    assert abs(de.mean()) < 0.1 * np.sqrt(np.mean(de**2)) + 1e-4, de.mean()

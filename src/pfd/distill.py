@@ -419,12 +419,37 @@ def to_deepmd(frames: list[Atoms], type_map: list[str], out: Path) -> list[str]:
     return sorted(str(p.parent) for p in out.glob("*/type.raw"))
 
 
+_MAX_NBOR = re.compile(r"max_nbor_size:\s*\[([\d,\s]+)\]")
+
+
+def resolved_sel(
+    cfg: StudentConfig, data_root: Path, type_map: list[str], threads: int, log: Path
+) -> list[int]:
+    """``cfg.sel`` as numbers; 'auto[:FACTOR]': ``dp neighbor-stat`` of the data.
+
+    Counted before training, not by ``dp train``, so that ``input.json`` holds
+    the numbers the student is built with (``dp change-bias`` needs them).
+    Rounded up to a multiple of 4, as DeePMD-kit's own ``sel: auto``.
+    """
+    if not isinstance(cfg.sel, str):
+        return list(cfg.sel)
+    factor = float(cfg.sel.split(":")[1]) if ":" in cfg.sel else 1.1
+    args = ["neighbor-stat", "-s", str(data_root), "-r", str(cfg.rcut_A)]
+    run_dp([*args, "-t", *type_map], data_root.parent, threads, log)
+    found = _MAX_NBOR.findall(log.read_text())
+    if not found:
+        raise PFDError(f"dp neighbor-stat printed no max_nbor_size; see {log}")
+    most = [int(n) for n in found[-1].replace(",", " ").split()]
+    return [int(4 * np.ceil(n * factor / 4)) for n in most]
+
+
 def deepmd_input(
     cfg: StudentConfig,
     type_map: list[str],
     train_systems: list[str],
     test_systems: list[str],
     seed: int,
+    sel: list[int] | None = None,
 ) -> dict[str, Any]:
     """DeePMD-kit's training input for an ``se_e2_a`` student."""
     steps = cfg.steps
@@ -435,7 +460,7 @@ def deepmd_input(
                 "type": "se_e2_a",
                 "rcut": cfg.rcut_A,
                 "rcut_smth": cfg.rcut_smth_A,
-                "sel": cfg.sel,
+                "sel": sel if sel is not None else cfg.sel,
                 "neuron": cfg.embedding,
                 "axis_neuron": cfg.axis_neuron,
                 "resnet_dt": False,
@@ -522,7 +547,12 @@ def train_student(
     test_sys = to_deepmd(test, type_map, data / "test")
     if round_ == 1:
         _write_export(round_dir.parent, train, test)
-    spec = deepmd_input(cfg, type_map, train_sys, test_sys, seed=config.seed + round_)
+    stat_log = data / f"neighbor_stat_round_{round_}.log"
+    stat_log.unlink(missing_ok=True)
+    sel = resolved_sel(cfg, data / f"train_round_{round_}", type_map, 1, stat_log)
+    spec = deepmd_input(
+        cfg, type_map, train_sys, test_sys, seed=config.seed + round_, sel=sel
+    )
     round_dir.mkdir(parents=True, exist_ok=True)
     input_file = round_dir / "input.json"
     if input_file.exists() and json.loads(input_file.read_text()) != spec:
@@ -534,9 +564,7 @@ def train_student(
     write_json_atomic(input_file, spec)
     threads = config.model.threads
     log = round_dir / "dp.log"
-    args = ["train", "input.json", "--skip-neighbor-stat"]
-    if cfg.sel == "auto":
-        args.remove("--skip-neighbor-stat")
+    args = ["train", "input.json"]
     if (round_dir / "checkpoint").exists():
         args += ["--restart", "model.ckpt"]
         report.info(f"distill round {round_}: resuming training from its checkpoint")
@@ -555,7 +583,14 @@ def train_student(
                 update(int(match.group(1)))
 
         run_dp(args, round_dir, threads, log, progress)
-    run_dp(["freeze", "-o", "graph.tmp.pb"], round_dir, threads, log)
+    if cfg.refit_bias:  # the energy zero that force-dominated training leaves off
+        data_root = str(data / f"train_round_{round_}")
+        bias = ["change-bias", "model.ckpt", "-s", data_root, "-m", "change"]
+        curve = (round_dir / "lcurve.out").read_bytes()  # change-bias empties it
+        run_dp([*bias, "-o", "graph.tmp.pb"], round_dir, threads, log)
+        (round_dir / "lcurve.out").write_bytes(curve)
+    else:
+        run_dp(["freeze", "-o", "graph.tmp.pb"], round_dir, threads, log)
     os.replace(round_dir / "graph.tmp.pb", round_dir / "graph.pb")
     if cfg.compress:
         run_dp(
