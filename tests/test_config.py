@@ -89,5 +89,6 @@ def test_checkpoint_files_resolve_next_to_the_yaml(make_config, tmp_path: Path):
     (tmp_path / "mine-1.0").write_bytes(b"x")
     cfg = load_config(make_config({"model": {"checkpoint": "mine-1.0"}}))
     assert cfg.model.checkpoint == str((tmp_path / "mine-1.0").resolve())
-    cfg = load_config(make_config({"model": {"checkpoint": "models/m.pth"}}))
-    assert cfg.model.checkpoint == str((tmp_path / "models/m.pth").resolve())
+    for name in ("models/m.pth", "missing.pth"):  # not found: named in full later
+        cfg = load_config(make_config({"model": {"checkpoint": name}}))
+        assert cfg.model.checkpoint == str((tmp_path / name).resolve())

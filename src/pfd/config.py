@@ -541,10 +541,12 @@ def load_config(path: str | Path) -> RunConfig:
         updates["execution"] = config.execution.model_copy(
             update={"config": str((base / parsl_cfg).resolve())}
         )
-    # A file next to the YAML, or anything path-like, is a path; a bare name that
-    # is no file there ('7net-0', 'chgnet-0.3.0') is left for the backend to resolve.
+    # A file next to the YAML or a path-like name ('m.pth', 'models/m') is a path
+    # relative to the YAML; a bare name ('7net-0', 'chgnet-0.3.0': a version is
+    # no file suffix) is left for the backend to resolve among its shipped models.
     ckpt = Path(config.model.checkpoint)
-    if (base / ckpt).is_file() or "/" in config.model.checkpoint:
+    suffix = ckpt.suffix[1:]
+    if (base / ckpt).is_file() or "/" in str(ckpt) or (suffix and not suffix.isdigit()):
         updates["model"] = config.model.model_copy(
             update={"checkpoint": str((base / ckpt).resolve())}
         )
