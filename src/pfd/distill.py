@@ -543,13 +543,14 @@ def train_student(
     """Train (or resume training), freeze and compress one student; its model file."""
     final = round_dir / ("graph_c.pb" if cfg.compress else "graph.pb")
     data = round_dir.parent / "deepmd"
-    train_sys = to_deepmd(train, type_map, data / f"train_round_{round_}")
+    train_root = data / f"train_round_{round_}"
+    train_sys = to_deepmd(train, type_map, train_root)
     test_sys = to_deepmd(test, type_map, data / "test")
     if round_ == 1:
         _write_export(round_dir.parent, train, test)
     stat_log = data / f"neighbor_stat_round_{round_}.log"
     stat_log.unlink(missing_ok=True)
-    sel = resolved_sel(cfg, data / f"train_round_{round_}", type_map, 1, stat_log)
+    sel = resolved_sel(cfg, train_root, type_map, 1, stat_log)
     spec = deepmd_input(
         cfg, type_map, train_sys, test_sys, seed=config.seed + round_, sel=sel
     )
@@ -584,8 +585,7 @@ def train_student(
 
         run_dp(args, round_dir, threads, log, progress)
     if cfg.refit_bias:  # the energy zero that force-dominated training leaves off
-        data_root = str(data / f"train_round_{round_}")
-        bias = ["change-bias", "model.ckpt", "-s", data_root, "-m", "change"]
+        bias = ["change-bias", "model.ckpt", "-s", str(train_root), "-m", "change"]
         curve = (round_dir / "lcurve.out").read_bytes()  # change-bias empties it
         run_dp([*bias, "-o", "graph.tmp.pb"], round_dir, threads, log)
         (round_dir / "lcurve.out").write_bytes(curve)
