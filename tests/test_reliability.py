@@ -103,6 +103,27 @@ def test_sigkill_anywhere_resumes_exactly(make_config, tmp_path: Path):
     assert RunDB(run / "pfd.db").integrity_ok()
 
 
+def test_lock_file_left_by_a_killed_run_does_not_block_the_next(tmp_path):
+    """A run killed inside a database write leaves ``pfd.db.lock`` behind."""
+    import threading
+
+    from ase.build import bulk
+
+    db_path = tmp_path / "pfd.db"
+    (tmp_path / "pfd.db.lock").touch()
+    done = []
+
+    def write() -> None:
+        db = RunDB(db_path)
+        db.add_pending(bulk("Cu"), uid="a", iteration=0, stage="init", source="x")
+        done.append(db.count())
+
+    worker = threading.Thread(target=write, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert done == [1], "the database write waited on a stale lock file"
+
+
 def test_changed_safe_setting_applies_on_resume(make_config, tmp_path):
     path = _config(make_config, tmp_path, "a")
     assert _pfd(path).wait(timeout=600) == 0

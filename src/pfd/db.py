@@ -50,7 +50,10 @@ class RunDB:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._db = connect(str(self.path), type="db", append=True)
+        # No ASE lock file: it is an O_EXCL file that a killed run leaves behind,
+        # and the next run would wait on it forever. SQLite's own locks die with
+        # the process, and only the run's main process writes here.
+        self._db = connect(str(self.path), type="db", append=True, use_lock_file=False)
 
     # -- writing -----------------------------------------------------------
     def add_pending(
