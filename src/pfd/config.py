@@ -45,13 +45,19 @@ class ModelConfig(_Model):
 
     backend: str = Field(
         "sevennet",
-        description="'sevennet', or an import path 'module:Class' of your own "
-        "backend (see pfd.models.ForceFieldBackend).",
+        description="'sevennet', 'chgnet', 'dpa' (DeePMD-kit PyTorch models: DPA-2, "
+        "DPA-3), or an import path 'module:Class' of your own backend (see "
+        "pfd.models.ForceFieldBackend).",
     )
     checkpoint: str = Field(
         "",
         description="A checkpoint shipped with the backend ('7net-0' for sevennet, "
         "'chgnet-0.3.0' for chgnet: the defaults) or a path to a local file.",
+    )
+    head: str | None = Field(
+        None,
+        description="For a multi-head model (e.g. a multi-task DPA-3): the head to "
+        "start from, e.g. 'MP_traj_v024_alldata_mixu'.",
     )
     device: str = "cpu"
     threads: int = Field(2, ge=1, description="torch threads for training and MD.")

@@ -274,6 +274,7 @@ def generate(
             str(teacher),
             config.model.device,
             threads=max(1, config.model.threads // workers),
+            head=config.model.head,
         )
         report.info(
             f"distill: teacher MD, {len(todo)} of {len(tasks)} trajectories to run "
@@ -500,7 +501,8 @@ def deepmd_input(
     }
 
 
-def _dp_env(threads: int) -> dict[str, str]:
+def dp_env(threads: int) -> dict[str, str]:
+    """Environment of a DeePMD-kit subprocess: its threads, TensorFlow quiet."""
     return os.environ | {
         "OMP_NUM_THREADS": str(threads),
         "DP_INTRA_OP_PARALLELISM_THREADS": str(threads),
@@ -516,7 +518,7 @@ def run_dp(args: list[str], cwd: Path, threads: int, log: Path, on_line=None) ->
     code = stream(
         [dp, "--tf", *args],
         cwd=cwd,
-        env=_dp_env(threads),
+        env=dp_env(threads),
         log=log,
         on_line=on_line,
         append=True,

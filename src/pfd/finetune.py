@@ -324,6 +324,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
                 str(model),
                 cfg.model.device,
                 threads=max(1, cfg.model.threads // workers),
+                head=cfg.model.head,
             )
             ctx.report.info(
                 f"iteration {iteration}: exploring with MD ({workers} trajectories "

@@ -6,6 +6,7 @@ from __future__ import annotations
 BACKENDS: dict[str, str] = {
     "sevennet": "pfd.models.sevennet:SevenNetBackend",
     "chgnet": "pfd.models.chgnet:CHGNetBackend",
+    "dpa": "pfd.models.dpa:DPABackend",
 }
 
 #: labellers: labeler.code -> "module:Class"

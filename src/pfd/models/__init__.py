@@ -57,11 +57,11 @@ class ForceFieldBackend(Protocol):
 
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
     """The backend for ``cfg.backend``: a registered name or ``module:Class``."""
-    return backend_by_name(cfg.backend, cfg.device, cfg.threads)
+    return backend_by_name(cfg.backend, cfg.device, cfg.threads, cfg.head)
 
 
 def backend_by_name(
-    name: str, device: str = "cpu", threads: int = 2
+    name: str, device: str = "cpu", threads: int = 2, head: str | None = None
 ) -> ForceFieldBackend:
     from pfd.errors import PFDError
 
@@ -70,7 +70,14 @@ def backend_by_name(
         cls = getattr(import_module(module), attr)
     except (ImportError, AttributeError) as err:
         raise PFDError(f"cannot load model backend '{name}': {err}") from err
-    return cls(device=device, threads=threads)
+    if head is None:
+        return cls(device=device, threads=threads)
+    try:
+        return cls(device=device, threads=threads, head=head)
+    except TypeError as err:
+        raise PFDError(
+            f"model backend '{name}' has no heads to choose from; remove model.head"
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class CalculatorFactory:
     model: str
     device: str = "cpu"
     threads: int = 1
+    head: str | None = None
 
     def __call__(self) -> Calculator:
-        ff = backend_by_name(self.backend, self.device, self.threads)
+        ff = backend_by_name(self.backend, self.device, self.threads, self.head)
         return ff.calculator(Path(self.model))
