@@ -81,6 +81,9 @@ EMT_CONFIG: dict[str, Any] = {
 }
 
 
+#: From-scratch training steps (the default's models live in scratch/LABELS)
+DEFAULT_STEPS = 10000
+
 #: From-scratch network sizes: the distillation student's defaults, or the size
 #: DeePMD-kit's examples use (slower, more capacity).
 SIZES: dict[str, dict[str, Any]] = {
@@ -102,7 +105,9 @@ def main(argv: list[str] | None = None) -> dict:
         nargs="+",
         help="numbers of labels to train on from scratch",
     )
-    parser.add_argument("--steps", type=int, default=10000, help="se_e2_a steps")
+    parser.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help="se_e2_a training steps"
+    )
     parser.add_argument(
         "--net",
         choices=sorted(SIZES),
@@ -151,9 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     for n in needed:
         labelled = _label(pool[:n], labeler, out / "labels", args.workers)
         t0 = time.perf_counter()
-        work = (
-            out / "scratch" / (f"{n}" if args.net == "student" else f"{args.net}_{n}")
-        )
+        work = out / "scratch" / _scratch_name(n, args)
         model = _train_scratch(labelled, test, type_map, args, work)
         errors = evaluate(test, student_calculator(model))
         results["scratch"].append(
@@ -318,6 +321,13 @@ def _pfd_curve(run_dir: Path, config, test: list, threads: int) -> list[dict]:
         )
         print(f"PFD {name}: {errors.force_rmse_eV_A:.4f} eV/Å", flush=True)
     return curve
+
+
+def _scratch_name(labels: int, args) -> str:
+    """Directory of one from-scratch model: its net, labels and steps."""
+    net = "" if args.net == "student" else f"{args.net}_"
+    steps = "" if args.steps == DEFAULT_STEPS else f"_{args.steps}steps"
+    return f"{net}{labels}{steps}"
 
 
 def _train_scratch(train: list, test: list, type_map, args, work: Path) -> Path:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pfd.config import load_config
+from pfd.config import DistillConfig, load_config, load_distill_settings
 from pfd.errors import ConfigError
 
 
@@ -92,3 +92,18 @@ def test_checkpoint_files_resolve_next_to_the_yaml(make_config, tmp_path: Path):
     for name in ("models/m.pth", "missing.pth"):  # not found: named in full later
         cfg = load_config(make_config({"model": {"checkpoint": name}}))
         assert cfg.model.checkpoint == str((tmp_path / name).resolve())
+
+
+def test_distill_settings_from_a_partial_or_whole_yaml(make_config, tmp_path: Path):
+    base = DistillConfig(student={"steps": 14000, "fitting": [32, 32]})
+    part = tmp_path / "longer.yaml"
+    part.write_text("distill:\n  student: {steps: 80000}\n")
+    merged = load_distill_settings(part, base)
+    assert merged.student.steps == 80000
+    assert merged.student.fitting == [32, 32]  # the rest stays the run's
+    part.write_text("distill:\n  student: {stepz: 80000}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'distill\.student\.stepz'"):
+        load_distill_settings(part, base)
+    whole = make_config({"distill": {"enabled": True, "student": {"steps": 7}}})
+    assert load_distill_settings(whole, base).student.steps == 7
+    assert load_distill_settings(whole, base).student.fitting != [32, 32]

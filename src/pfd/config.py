@@ -506,15 +506,7 @@ def _format_validation_error(err: ValidationError, path: Path) -> str:
     return f"{path}: invalid value for '{where}': {msg}"
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a YAML file into a :class:`RunConfig`, resolving relative paths.
-
-    Raises
-    ------
-    ConfigError
-        With a one-line message naming the file and the offending key.
-    """
-    path = Path(path)
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found")
     try:
@@ -525,6 +517,38 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: malformed YAML{line}; fix the syntax") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return raw
+
+
+def load_distill_settings(path: str | Path, base: DistillConfig) -> DistillConfig:
+    """The ``distill`` settings of a YAML file.
+
+    A whole run's YAML gives its own ``distill`` section; a file holding only a
+    ``distill:`` section updates ``base`` (the run's recorded settings) key by
+    key, e.g. ``distill: {student: {steps: 80000}}`` for a longer training.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
+    if set(raw) - {"distill"}:
+        return load_config(path).distill
+    try:
+        merged = deep_merge(base.model_dump(), raw.get("distill") or {})
+        return DistillConfig.model_validate(merged)
+    except ValidationError as err:
+        message = _format_validation_error(err, path)
+        raise ConfigError(message.replace("'", "'distill.", 1)) from err
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML file into a :class:`RunConfig`, resolving relative paths.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the file and the offending key.
+    """
+    path = Path(path)
+    raw = _read_yaml(path)
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:

@@ -15,18 +15,22 @@ def command(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Take the distill settings from this YAML file."
+            "--config",
+            "-c",
+            help="Take the distill settings from this YAML file: a run's YAML, or "
+            "one holding only a 'distill:' section that updates the run's settings.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    from pfd.config import load_config
+    from pfd.config import load_distill_settings
     from pfd.distill import run_distill
     from pfd.progress import Reporter
     from pfd.state import recorded_config, timed_phase
 
     cfg = recorded_config(run_dir)
     if config is not None:
-        cfg = cfg.model_copy(update={"distill": load_config(config).distill})
+        distill = load_distill_settings(config, cfg.distill)
+        cfg = cfg.model_copy(update={"distill": distill})
     with timed_phase(cfg.run_dir, "distill"):
         run_distill(cfg, Reporter(quiet=quiet))
