@@ -5,7 +5,10 @@
 #     (cp2k.psmp + GTH/MOLOPT data) for the qe and cp2k labellers
 #   - torch==2.13.0 first, so that no multi-GB CUDA build is pulled in
 #   - pfd with the SevenNet and CHGNet backends, GPAW labeller, DeePMD-kit (the
-#     student), Parsl and test tools
+#     student; its PyTorch backend also runs DPA-2/DPA-3), Parsl and test tools
+#   - .venv-mace: torch==2.13.0 and mace-torch, for model.backend: mace
+#     (mace-torch pins e3nn 0.4.4, SevenNet and DeePMD-kit need e3nn >= 0.5, so
+#     MACE gets its own environment; PFD_NO_MACE=1 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,3 +42,12 @@ GPAW_CONFIG="$PWD/scripts/gpaw_siteconfig.py" \
 .venv/bin/python -c "import pfd, sevenn, gpaw, torch, deepmd, chgnet; print('>> pfd', \
 pfd.__version__, '| torch', torch.__version__, '| sevenn', sevenn.__version__, '| gpaw', \
 gpaw.__version__, '| deepmd-kit', deepmd.__version__, '| chgnet', chgnet.__version__)"
+
+if [ "${PFD_NO_MACE:-0}" != 1 ] && ! .venv-mace/bin/python -c "import mace" 2>/dev/null; then
+    echo ">> creating .venv-mace: torch==2.13.0 mace-torch==0.3.16 (model.backend: mace)"
+    [ -x .venv-mace/bin/python ] || "$PYTHON" -m venv .venv-mace
+    .venv-mace/bin/python -m pip install -q torch==2.13.0 mace-torch==0.3.16 2>&1 \
+        | grep -v "^WARNING: Location" || true
+    .venv-mace/bin/python -c "import mace, e3nn; print('>> mace-torch', \
+mace.__version__, '| e3nn', e3nn.__version__)"
+fi

@@ -7,6 +7,7 @@ Code below :func:`load_config` receives these models, never raw dictionaries.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,7 +47,7 @@ class ModelConfig(_Model):
     backend: str = Field(
         "sevennet",
         description="'sevennet', 'chgnet', 'dpa' (DeePMD-kit PyTorch models: DPA-2, "
-        "DPA-3), or an import path 'module:Class' of your own backend (see "
+        "DPA-3), 'mace', or an import path 'module:Class' of your own backend (see "
         "pfd.models.ForceFieldBackend).",
     )
     checkpoint: str = Field(
@@ -58,6 +59,11 @@ class ModelConfig(_Model):
         None,
         description="For a multi-head model (e.g. a multi-task DPA-3): the head to "
         "start from, e.g. 'MP_traj_v024_alldata_mixu'.",
+    )
+    python: str | None = Field(
+        None,
+        description="For backends that may live in another environment (mace): "
+        "the python that has the model's package, e.g. '.venv-mace/bin/python'.",
     )
     device: str = "cpu"
     threads: int = Field(2, ge=1, description="torch threads for training and MD.")
@@ -489,6 +495,7 @@ FROZEN_ON_RESUME: tuple[str, ...] = (
     "labeler.parameters",
     "model.backend",
     "model.checkpoint",
+    "model.head",
     "initial",
     "seed",
 )
@@ -580,6 +587,13 @@ def load_config(path: str | Path) -> RunConfig:
         updates["model"] = config.model.model_copy(
             update={"checkpoint": str((base / ckpt).resolve())}
         )
+    # model.python: a path relative to the YAML; made absolute, not resolved (a
+    # venv's python is a link to the base interpreter, which lacks the venv)
+    python = config.model.python
+    if python and "/" in python and not Path(python).is_absolute():
+        model = updates.get("model", config.model)
+        absolute = os.path.normpath(base / python)
+        updates["model"] = model.model_copy(update={"python": absolute})
     return config.model_copy(update=updates)
 
 

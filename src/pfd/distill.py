@@ -275,6 +275,7 @@ def generate(
             config.model.device,
             threads=max(1, config.model.threads // workers),
             head=config.model.head,
+            python=config.model.python,
         )
         report.info(
             f"distill: teacher MD, {len(todo)} of {len(tasks)} trajectories to run "

@@ -325,6 +325,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
                 cfg.model.device,
                 threads=max(1, cfg.model.threads // workers),
                 head=cfg.model.head,
+                python=cfg.model.python,
             )
             ctx.report.info(
                 f"iteration {iteration}: exploring with MD ({workers} trajectories "

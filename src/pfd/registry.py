@@ -7,6 +7,7 @@ BACKENDS: dict[str, str] = {
     "sevennet": "pfd.models.sevennet:SevenNetBackend",
     "chgnet": "pfd.models.chgnet:CHGNetBackend",
     "dpa": "pfd.models.dpa:DPABackend",
+    "mace": "pfd.models.mace:MACEBackend",
 }
 
 #: labellers: labeler.code -> "module:Class"

@@ -57,11 +57,17 @@ class ForceFieldBackend(Protocol):
 
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
     """The backend for ``cfg.backend``: a registered name or ``module:Class``."""
-    return backend_by_name(cfg.backend, cfg.device, cfg.threads, cfg.head)
+    return backend_by_name(
+        cfg.backend, cfg.device, cfg.threads, head=cfg.head, python=cfg.python
+    )
 
 
 def backend_by_name(
-    name: str, device: str = "cpu", threads: int = 2, head: str | None = None
+    name: str,
+    device: str = "cpu",
+    threads: int = 2,
+    head: str | None = None,
+    python: str | None = None,
 ) -> ForceFieldBackend:
     from pfd.errors import PFDError
 
@@ -70,13 +76,13 @@ def backend_by_name(
         cls = getattr(import_module(module), attr)
     except (ImportError, AttributeError) as err:
         raise PFDError(f"cannot load model backend '{name}': {err}") from err
-    if head is None:
-        return cls(device=device, threads=threads)
+    options = {k: v for k, v in {"head": head, "python": python}.items() if v}
     try:
-        return cls(device=device, threads=threads, head=head)
+        return cls(device=device, threads=threads, **options)
     except TypeError as err:
+        keys = " and ".join(f"model.{k}" for k in options)
         raise PFDError(
-            f"model backend '{name}' has no heads to choose from; remove model.head"
+            f"model backend '{name}' does not take {keys}; remove it"
         ) from err
 
 
@@ -89,7 +95,10 @@ class CalculatorFactory:
     device: str = "cpu"
     threads: int = 1
     head: str | None = None
+    python: str | None = None
 
     def __call__(self) -> Calculator:
-        ff = backend_by_name(self.backend, self.device, self.threads, self.head)
+        ff = backend_by_name(
+            self.backend, self.device, self.threads, self.head, self.python
+        )
         return ff.calculator(Path(self.model))
