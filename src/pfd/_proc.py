@@ -57,6 +57,29 @@ def stream(
         return proc.wait()
 
 
+def run_logged(
+    cmd: list[str],
+    *,
+    what: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    on_line: Callable[[str], None] | None = None,
+    append: bool = False,
+) -> None:
+    """:func:`stream` ``cmd``; a non-zero exit is a one-line :class:`PFDError`
+    naming ``what`` failed, the exit code, the log's last error line and the log."""
+    from pfd.errors import PFDError
+
+    code = stream(cmd, cwd=cwd, env=env, log=log, on_line=on_line, append=append)
+    if code:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        errors = [x for x in lines if "Error" in x or "error" in x]
+        last = (errors or lines or ["(no output)"])[-1]
+        raise PFDError(f"{what} failed (exit {code}): {last[:300]}; see {log}")
+
+
 def main(argv: list[str]) -> int:  # pragma: no cover - replaced by exec
     parent, cmd = int(argv[0]), argv[1:]
     with contextlib.suppress(OSError):

@@ -35,7 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from pfd._proc import stream
+from pfd._proc import run_logged
 from pfd.config import DistillConfig, RunConfig, StudentConfig
 from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
@@ -516,21 +516,15 @@ def dp_env(threads: int) -> dict[str, str]:
 def run_dp(args: list[str], cwd: Path, threads: int, log: Path, on_line=None) -> None:
     """Run ``dp --tf ARGS`` in ``cwd``; a failure names the last log line."""
     dp = shutil.which("dp") or str(Path(sys.executable).parent / "dp")
-    code = stream(
+    run_logged(
         [dp, "--tf", *args],
+        what=f"DeePMD-kit 'dp {args[0]}'",
         cwd=cwd,
         env=dp_env(threads),
         log=log,
         on_line=on_line,
         append=True,
     )
-    if code:
-        lines = [x for x in log.read_text().splitlines() if x.strip()]
-        errors = [x for x in lines if "Error" in x or "error" in x]
-        last = (errors or lines or ["(no output)"])[-1].strip()
-        raise PFDError(
-            f"DeePMD-kit 'dp {args[0]}' failed (exit {code}): {last[:300]}; see {log}"
-        )
 
 
 def train_student(

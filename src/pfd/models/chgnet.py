@@ -36,7 +36,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 from ase.units import GPa
 
-from pfd._proc import stream
+from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -289,12 +289,11 @@ class CHGNetBackend:
             if match and on_epoch:
                 on_epoch(int(match.group(1)), epochs)
 
-        code = stream(
-            cmd, cwd=workdir, env=env, log=workdir / "stdout.log", on_line=progress
+        run_logged(
+            cmd,
+            what="CHGNet fine-tuning",
+            cwd=workdir,
+            env=env,
+            log=workdir / "stdout.log",
+            on_line=progress,
         )
-        if code:
-            tail = (workdir / "stdout.log").read_text().strip().splitlines()[-1:]
-            raise PFDError(
-                f"CHGNet fine-tuning failed (exit {code}): {' '.join(tail)}; "
-                f"see {workdir}/stdout.log"
-            )

@@ -33,7 +33,7 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from pfd._proc import stream
+from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -164,16 +164,10 @@ class DPABackend:
         on_line: Callable[[str], None] | None = None,
     ) -> None:
         cmd = [sys.executable, "-m", "pfd.models._dp_pt", *args]
-        env = pt_env(self.threads)
-        code = stream(cmd, cwd=cwd, env=env, log=log, on_line=on_line)
-        if code:
-            lines = [x for x in log.read_text().splitlines() if x.strip()]
-            errors = [x for x in lines if "Error" in x or "error" in x]
-            last = (errors or lines or ["(no output)"])[-1].strip()
-            raise PFDError(
-                f"DeePMD-kit 'dp --pt {args[0]}' failed (exit {code}): {last[:300]}; "
-                f"see {log}"
-            )
+        what = f"DeePMD-kit 'dp --pt {args[0]}'"
+        run_logged(
+            cmd, what=what, cwd=cwd, env=pt_env(self.threads), log=log, on_line=on_line
+        )
 
     def _branch(self, model: Path) -> list[str]:
         return ["--model-branch", self.head] if self._multi_head(model) else []

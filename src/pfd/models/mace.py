@@ -41,7 +41,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 from ase.io import write
 
-from pfd._proc import guarded, stream
+from pfd._proc import guarded, run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -297,14 +297,14 @@ class MACEBackend:
 
         cmd = [self.python, "-m", "mace.cli.run_train", *args]
         log = workdir / "train.log"
-        code = stream(cmd, cwd=workdir, env=self._env(), log=log, on_line=progress)
-        if code:
-            lines = [x for x in log.read_text().splitlines() if x.strip()]
-            errors = [x for x in lines if "Error" in x]
-            last = (errors or lines or ["(no output)"])[-1].strip()
-            raise PFDError(
-                f"MACE fine-tuning failed (exit {code}): {last[:300]}; see {log}"
-            )
+        run_logged(
+            cmd,
+            what="MACE fine-tuning",
+            cwd=workdir,
+            env=self._env(),
+            log=log,
+            on_line=progress,
+        )
         result = workdir / "model.model"
         if not result.exists():
             raise PFDError(f"MACE fine-tuning wrote no model; see {log}")

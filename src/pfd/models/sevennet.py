@@ -20,7 +20,7 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 
-from pfd._proc import stream
+from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
 
@@ -207,12 +207,11 @@ class SevenNetBackend:
             if match and on_epoch:
                 on_epoch(int(match.group(1)), epochs)
 
-        code = stream(
-            cmd, cwd=workdir, env=env, log=workdir / "stdout.log", on_line=progress
+        run_logged(
+            cmd,
+            what="SevenNet fine-tuning",
+            cwd=workdir,
+            env=env,
+            log=workdir / "stdout.log",
+            on_line=progress,
         )
-        if code:
-            tail = (workdir / "stdout.log").read_text().strip().splitlines()[-1:]
-            raise PFDError(
-                f"SevenNet fine-tuning failed (exit {code}): {' '.join(tail)}; "
-                f"see {workdir}/stdout.log"
-            )
