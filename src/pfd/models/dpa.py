@@ -19,6 +19,7 @@ need ``model.head``, the branch to start from (DeePMD's ``--model-branch``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -26,7 +27,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,28 @@ def _single(params: dict[str, Any], head: str | None, path: Path) -> dict[str, A
             f"{sorted(branches)} (the branch to fine-tune from)"
         )
     return branches[head]
+
+
+@contextlib.contextmanager
+def _unpatched_torch() -> Iterator[None]:
+    """``torch.index_select`` and ``torch.select`` as torch defines them.
+
+    PyTorch Geometric (imported with SevenNet) replaces both with Python
+    wrappers that TorchScript cannot compile, and DeePMD-kit compiles a ``.pt``
+    model when it loads it: a DPA-3 then fails to load in any process that has
+    imported SevenNet (the report, ``pfd test``, a test session).
+    """
+    import torch
+
+    patched = sys.modules.get("torch_geometric.hash_tensor")
+    saved = torch.index_select, torch.select
+    if patched is not None:
+        torch.index_select = getattr(patched, "_old_index_select", saved[0])
+        torch.select = getattr(patched, "_old_select", saved[1])
+    try:
+        yield
+    finally:
+        torch.index_select, torch.select = saved
 
 
 def pt_env(threads: int) -> dict[str, str]:
@@ -148,7 +171,8 @@ class DPABackend:
         from deepmd.calculator import DP
 
         head = self.head if self._multi_head(model) else None
-        return DP(str(model), head=head)
+        with _unpatched_torch():  # DeePMD compiles a .pt model with TorchScript
+            return DP(str(model), head=head)
 
     def _data(self, model: Path, frames: list[Atoms], out: Path) -> Path:
         from pfd.distill import to_deepmd
