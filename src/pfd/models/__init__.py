@@ -55,6 +55,11 @@ class ForceFieldBackend(Protocol):
         ...
 
 
+def has_stress(atoms: Atoms) -> bool:
+    """Whether a labelled frame carries a stress to train on (periodic cells only)."""
+    return all(atoms.pbc) and atoms.calc is not None and "stress" in atoms.calc.results
+
+
 def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
     """The backend for ``cfg.backend``: a registered name or ``module:Class``."""
     return backend_by_name(

@@ -39,6 +39,7 @@ from ase.units import GPa
 from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
+from pfd.models import has_stress
 
 if TYPE_CHECKING:
     from chgnet.model import CHGNet
@@ -139,10 +140,6 @@ def training_labels(frames: list[Atoms], with_stress: bool) -> dict[str, list]:
             ase_stress = voigt_6_to_full_3x3_stress(atoms.get_stress(voigt=True))
             out["stresses"].append((-10.0 * ase_stress / GPa).tolist())
     return out
-
-
-def _has_stress(atoms: Atoms) -> bool:
-    return all(atoms.pbc) and atoms.calc is not None and "stress" in atoms.calc.results
 
 
 def _chgnet_calculator_class() -> type[Calculator]:
@@ -251,7 +248,7 @@ class CHGNetBackend:
         write(workdir / "train.extxyz", train)
         if valid:
             write(workdir / "valid.extxyz", valid)
-        stress = all(_has_stress(a) for a in train + valid)
+        stress = all(has_stress(a) for a in train + valid)
         job = {
             "model": str(Path(model).resolve()),
             "epochs": cfg.epochs,

@@ -37,6 +37,7 @@ from ase.calculators.calculator import Calculator
 from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
+from pfd.models import has_stress
 
 _BATCH = re.compile(r"Batch\s+(\d+):")
 SUFFIXES = (".pt", ".pth")
@@ -224,10 +225,7 @@ class DPABackend:
         systems = self._data(model, train, workdir / "train")
         per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
         steps = cfg.epochs * per_epoch
-        stress = all(
-            a.calc is not None and "stress" in a.calc.results and all(a.pbc)
-            for a in train + valid
-        )
+        stress = all(has_stress(a) for a in train + valid)
         training: dict[str, Any] = {
             "training_data": {"systems": str(systems), "batch_size": cfg.batch_size},
             "numb_steps": steps,

@@ -44,6 +44,7 @@ from ase.io import write
 from pfd._proc import guarded, run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
+from pfd.models import has_stress
 
 WORKER = Path(__file__).with_name("_mace_worker.py")
 _EPOCH = re.compile(r"Epoch (\d+):")
@@ -247,10 +248,7 @@ class MACEBackend:
     ) -> Path:
         workdir.mkdir(parents=True, exist_ok=True)
         model = Path(model).resolve()
-        stress = all(
-            a.calc is not None and "stress" in a.calc.results and all(a.pbc)
-            for a in train + valid
-        )
+        stress = all(has_stress(a) for a in train + valid)
         write(workdir / "train.extxyz", [_ref(a) for a in train])
         args = [
             "--name", "model",
