@@ -57,8 +57,10 @@ class ModelConfig(_Model):
     )
     head: str | None = Field(
         None,
-        description="For a multi-head model (e.g. a multi-task DPA-3): the head to "
-        "start from, e.g. 'MP_traj_v024_alldata_mixu'.",
+        description="For a multi-head model: the head to start from, e.g. "
+        "'MP_traj_v024_alldata_mixu' of a multi-task DPA-3, or the modality of a "
+        "multi-fidelity SevenNet ('PBE' or 'R2SCAN' for 7net-mf-0; default: the "
+        "checkpoint's own default).",
     )
     python: str | None = Field(
         None,

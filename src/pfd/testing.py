@@ -215,4 +215,4 @@ def check_backend_contract(backend, model: str, frames, workdir: Path) -> dict:
     assert Path(out).exists()
     assert epochs[-1] == 2
     tuned = evaluate(frames[1:], backend.calculator(out))
-    return {"before": before, "after_e0": after_e0, "fine_tuned": tuned}
+    return {"before": before, "after_e0": after_e0, "fine_tuned": tuned, "model": out}

@@ -39,3 +39,26 @@ def test_sevennet_backend(frames, tmp_path):
     assert result["before"].energy_rmse_eV_atom > 1.0
     assert result["after_e0"].energy_rmse_eV_atom < 0.05
     assert result["fine_tuned"].force_rmse_eV_A < result["before"].force_rmse_eV_A
+
+
+def test_sevennet_multi_fidelity_backend_trains_one_modality(frames, tmp_path):
+    """7net-mf-0 at its PBE modality: the R2SCAN row of energies is left alone."""
+    import torch
+
+    from pfd.models.sevennet import SevenNetBackend
+
+    backend = SevenNetBackend(threads=2, head="PBE")
+    result = check_backend_contract(backend, "7net-mf-0", frames, tmp_path)
+    assert result["before"].energy_rmse_eV_atom > 1.0
+    assert result["after_e0"].energy_rmse_eV_atom < 0.05
+    assert result["fine_tuned"].force_rmse_eV_A < result["before"].force_rmse_eV_A
+
+    def shifts(path):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cu = ckpt["config"]["_type_map"][29]
+        shift = ckpt["model_state_dict"]["rescale_atomic_energy.shift"]
+        return {name: shift[i, cu] for name, i in ckpt["config"]["_modal_map"].items()}
+
+    before, after = shifts(backend.resolve("7net-mf-0")), shifts(result["model"])
+    assert float(after["R2SCAN"]) == float(before["R2SCAN"])
+    assert abs(float(after["PBE"] - before["PBE"])) > 1.0  # the E0 refit

@@ -40,3 +40,13 @@ def test_missing_checkpoint_and_uncovered_element(backend, tmp_path: Path):
         backend.resolve(str(tmp_path / "model.pth"))
     with pytest.raises(PFDError, match="does not cover element"):
         backend.check_elements(backend.resolve("7net-0"), {"Cu", "Og"})
+
+
+def test_modality_of_a_multi_fidelity_checkpoint(backend):
+    mf0 = backend.resolve("7net-mf-0")
+    assert backend.modality(mf0) == "PBE"  # the checkpoint's default
+    assert SevenNetBackend(head="R2SCAN").modality(mf0) == "R2SCAN"
+    with pytest.raises(PFDError, match="no modality 'HSE'; set model.head to one of"):
+        SevenNetBackend(head="HSE").check_elements(mf0, {"Si"})
+    with pytest.raises(PFDError, match="has one fidelity.*remove model.head"):
+        SevenNetBackend(head="PBE").check_elements(backend.resolve("7net-0"), {"Si"})

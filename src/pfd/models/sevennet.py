@@ -2,6 +2,12 @@
 
 Fine-tuning runs ``sevenn train input.yaml`` in a subprocess (its own threads,
 its own log), continuing from the (E0-refitted) checkpoint with a fresh optimiser.
+
+Multi-fidelity checkpoints (``7net-mf-0``: modalities ``PBE`` and ``R2SCAN``)
+are used at one modality, ``model.head`` (default: the checkpoint's own default,
+``PBE`` for ``7net-mf-0``): the calculator predicts at it, the E0 refit shifts
+its row of per-element energies, and fine-tuning labels every DFT frame with it
+(SevenNet's ``data_modality``), so the other modality's weights are kept.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ SHIPPED = {
     "7net-0_22may2024": "SEVENNET_0_22May2024",
     "7net-l3i5": "SEVENNET_l3i5",
     "sevennet-l3i5": "SEVENNET_l3i5",
+    "7net-mf-0": "SEVENNET_MF_0",
+    "sevennet-mf-0": "SEVENNET_MF_0",
 }
 
 _EPOCH = re.compile(r"Epoch (\d+)/(\d+)")
@@ -49,9 +57,12 @@ class SevenNetBackend:
 
     name = "sevennet"
 
-    def __init__(self, device: str = "cpu", threads: int = 2) -> None:
+    def __init__(
+        self, device: str = "cpu", threads: int = 2, head: str | None = None
+    ) -> None:
         self.device = device
         self.threads = threads
+        self.head = head
 
     def resolve(self, model: str) -> Path:
         _require_sevenn()
@@ -82,7 +93,27 @@ class SevenNetBackend:
         except Exception as err:
             raise PFDError(f"cannot load SevenNet checkpoint '{model}': {err}") from err
 
+    def modality(self, model: Path) -> str | None:
+        """The modality (fidelity) used of a multi-fidelity checkpoint, else None."""
+        config = self._checkpoint(model)["config"]
+        modalities = list(config.get("_modal_map") or {})
+        if not config.get("use_modality") or not modalities:
+            if self.head:
+                raise PFDError(
+                    f"SevenNet checkpoint '{model.name}' has one fidelity, no "
+                    f"modality '{self.head}'; remove model.head"
+                )
+            return None
+        modal = self.head or config.get("default_modal") or modalities[0]
+        if modal not in modalities:
+            raise PFDError(
+                f"SevenNet checkpoint '{model.name}' has no modality '{modal}'; set "
+                f"model.head to one of {', '.join(modalities)}"
+            )
+        return modal
+
     def check_elements(self, model: Path, symbols: set[str]) -> None:
+        self.modality(model)  # a wrong model.head fails before any work
         type_map = self._checkpoint(model)["config"]["_type_map"]
         missing = sorted(s for s in symbols if atomic_numbers[s] not in type_map)
         if missing:
@@ -99,7 +130,9 @@ class SevenNetBackend:
         torch.set_num_threads(self.threads)
         with warnings.catch_warnings():  # "no tensor product accelerator" on CPU
             warnings.simplefilter("ignore", UserWarning)
-            return SevenNetCalculator(model=str(model), device=self.device)
+            return SevenNetCalculator(
+                model=str(model), device=self.device, modal=self.modality(model)
+            )
 
     def refit_e0(self, model: Path, frames: list[Atoms], out: Path) -> Path:
         import torch
@@ -112,11 +145,13 @@ class SevenNetBackend:
         type_map = ckpt["config"]["_type_map"]
         key = "rescale_atomic_energy.shift"
         shift = ckpt["model_state_dict"][key].clone()
-        if shift.numel() == 1:  # one global shift: only a single element can be fitted
-            shift += float(np.mean(list(shifts.values())))
+        modal = self.modality(model)
+        row = shift[ckpt["config"]["_modal_map"][modal]] if shift.dim() == 2 else shift
+        if row.numel() == 1:  # one global shift: only a single element can be fitted
+            row += float(np.mean(list(shifts.values())))
         else:
             for z, delta in shifts.items():
-                shift[type_map[z]] += delta
+                row[type_map[z]] += delta
         ckpt["model_state_dict"][key] = shift
         ckpt["config"]["shift"] = shift.tolist()
         ckpt["pfd_e0_shift_eV"] = {chemical_symbols[z]: d for z, d in shifts.items()}
@@ -143,6 +178,9 @@ class SevenNetBackend:
         with warnings.catch_warnings():  # "checkpoint version too old" for 7net-0
             warnings.simplefilter("ignore", UserWarning)
             spec = SevenNetCheckpoint(str(model)).yaml_dict("continue")
+        modal = self.modality(model)
+        # a multi-fidelity model keeps its modality switches (use_modal_wise_shift)
+        modal_data = {k: v for k, v in spec["data"].items() if "modal" in k}
         spec["train"] = {
             "random_seed": seed,
             "is_train_stress": stress,
@@ -169,13 +207,21 @@ class SevenNetBackend:
                 "reset_epoch": True,
             },
         }
+        def dataset(path: Path) -> list:
+            if modal is None:
+                return [str(path)]
+            return [{"data_modality": modal, "file_list": [{"file": str(path)}]}]
+
+        if modal is not None:
+            spec["train"]["use_modality"] = True
         spec["data"] = {
+            **modal_data,
             "batch_size": cfg.batch_size,
-            "load_trainset_path": [str(workdir / "train.extxyz")],
+            "load_trainset_path": dataset(workdir / "train.extxyz"),
         }
         if valid:
             write(workdir / "valid.extxyz", valid)
-            spec["data"]["load_validset_path"] = [str(workdir / "valid.extxyz")]
+            spec["data"]["load_validset_path"] = dataset(workdir / "valid.extxyz")
         (workdir / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         self._run_sevenn(workdir, cfg.epochs, on_epoch)
         best = workdir / "checkpoint_best.pth"
