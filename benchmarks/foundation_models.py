@@ -3,6 +3,15 @@
     python benchmarks/foundation_models.py                  # SevenNet-0 and CHGNet
     python benchmarks/foundation_models.py --reuse 7net-0=runs/demo_time
     python benchmarks/foundation_models.py --model 7net-l3i5 sevennet 7net-l3i5
+    python benchmarks/foundation_models.py --replay runs/si  # same labels for all
+
+``--replay RUN_DIR`` costs no MD and no DFT: each model is fine-tuned on the DFT
+labels that RUN_DIR's loop chose, iteration by iteration (the same frames, the
+same train/validation split, the run's fine-tuning settings), and scored on the
+run's held-out frames. It answers "with these labels, how good is model X, and
+how long does its fine-tuning take", for models whose own loop is too slow to
+run here (SevenNet-l3i5 on a CPU). The row of the model RUN_DIR used reproduces
+that run's own iterations. A rerun reuses the fine-tunes already done.
 
 SevenNet-l3i5 is not in the default set: on a 2-core CPU one of its training
 epochs takes ~40 s (SevenNet-0 ~2 s), so its loop takes hours; run it on a GPU.
@@ -29,6 +38,13 @@ from typing import Any
 import yaml
 
 from pfd.config import deep_merge
+
+REPLAY_MODELS = [
+    ("7net-0", "sevennet", "7net-0"),
+    ("7net-mf-0", "sevennet", "7net-mf-0"),  # at its default modality, PBE
+    ("chgnet-0.3.0", "chgnet", "chgnet-0.3.0"),
+    ("7net-l3i5", "sevennet", "7net-l3i5"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "si" / "pfd.yaml"
@@ -62,7 +78,22 @@ def main(argv: list[str] | None = None) -> dict:
         help="take a finished run of the same config instead of running NAME",
     )
     parser.add_argument("--budget-min", type=float, default=15.0)
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="RUN_DIR",
+        help="fine-tune each model on RUN_DIR's DFT labels instead of its own loop",
+    )
+    parser.add_argument(
+        "--test-data",
+        type=Path,
+        help="held-out DFT frames for --replay (default: the run's report.test_data)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
+    if args.replay is not None:
+        models = args.model or REPLAY_MODELS
+        return replay(args.replay, models, args.out, args.threads, args.test_data)
 
     models = args.model or MODELS
     reuse = dict(item.split("=", 1) for item in args.reuse)
@@ -193,6 +224,91 @@ def print_table(results: dict, budget_min: float) -> None:
         )
     choice = results["choice"] or "none (no run converged within the budget)"
     print(f"fewest labels to converge within {budget_min:g} min: {choice}")
+
+
+def replay(
+    run_dir: Path, models: list, out: Path, threads: int, test_data: Path | None = None
+) -> dict:
+    """Each model fine-tuned on ``run_dir``'s labels, per iteration; see the top."""
+    import time
+
+    from ase.io import read
+
+    from pfd.db import RunDB
+    from pfd.evaluate import evaluate
+    from pfd.finetune import split_frames
+    from pfd.models import backend_by_name
+    from pfd.state import DB, recorded_config
+
+    config = recorded_config(run_dir)
+    cfg = config.finetune
+    test_data = test_data or config.report.test_data
+    if test_data is None:
+        raise SystemExit(f"{run_dir} has no report.test_data; give --test-data")
+    test = read(test_data, ":")
+    db = RunDB(run_dir / DB)
+    iterations = len(_load(run_dir / "state.json").get("iterations", []))
+    out = out / "replay"
+    cache = out / "results.json"
+    results = _load(cache) or {"run_dir": str(run_dir), "rows": {}}
+    for name, backend_name, checkpoint in models:
+        backend = backend_by_name(backend_name, "cpu", threads)
+        foundation = backend.resolve(checkpoint)
+        key = f"{name}/zero-shot"
+        if key not in results["rows"]:
+            errors = evaluate(test, backend.calculator(foundation))
+            results["rows"][key] = {"labels": 0, **errors.as_dict(), "seconds": 0.0}
+        start = foundation
+        for iteration in range(1, iterations + 1):
+            frames = db.labelled(max_iteration=iteration - 1)
+            workdir = out / name / f"iter_{iteration:03d}"
+            key = f"{name}/{iteration}"
+            if key in results["rows"]:
+                start = Path(results["rows"][key]["model"])
+                continue
+            train, valid = split_frames(frames, config.seed, iteration)
+            if cfg.from_foundation:
+                start = foundation
+            clock = time.perf_counter()
+            if cfg.refit_e0:
+                start = backend.refit_e0(start, frames, workdir / "e0_refit.pth")
+            model = backend.fine_tune(
+                start, train, valid, workdir, cfg, config.seed + iteration
+            )
+            seconds = time.perf_counter() - clock
+            errors = evaluate(test, backend.calculator(model))
+            results["rows"][key] = {
+                "labels": len(frames),
+                **errors.as_dict(),
+                "seconds": seconds,
+                "model": str(model),
+            }
+            start = model
+            print(f"{key}: {results['rows'][key]}", flush=True)
+            out.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(results, indent=1))
+    out.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(results, indent=1))
+    print_replay(results, [m[0] for m in models], config.convergence.force_rmse_eV_A)
+    return results
+
+
+def print_replay(results: dict, names: list[str], target: float | None) -> None:
+    print(f"\nfine-tuned on the DFT labels of {results['run_dir']}, scored on its")
+    print("held-out DFT frames (labels 0: zero-shot; s: E0 refit + fine-tuning)")
+    print(f"{'model':<14}{'labels':>7}{'F eV/Å':>9}{'E meV':>8}{'S GPa':>7}{'s':>7}")
+    for name in names:
+        rows = [(k, r) for k, r in results["rows"].items() if k.split("/")[0] == name]
+        for _, r in rows:
+            print(
+                f"{name:<14}{r['labels']:>7}{r['force_rmse_eV_A']:>9.3f}"
+                f"{1000 * r['energy_rmse_eV_atom']:>8.1f}"
+                f"{_f(r['stress_rmse_GPa'], '.2f'):>7}{r['seconds']:>7.0f}"
+            )
+        if target is not None:
+            hits = [r["labels"] for _, r in rows[1:] if r["force_rmse_eV_A"] <= target]
+            first = min(hits) if hits else "not reached"
+            print(f"{'':<14}labels to reach {target:g} eV/Å: {first}")
 
 
 if __name__ == "__main__":

@@ -130,3 +130,19 @@ def test_foundation_models_smoke(tmp_path: Path, make_config):
         [*args[:4], "--model", "a", *emt, "a.json", "--reuse", f"a={out / 'a' / 'run'}"]
     )
     assert reused["models"][0]["labels"] == rows["a"]["labels"]
+
+    # the same labels for every model: the run's own model is reproduced
+    replayed = foundation_models.main(
+        [
+            *["--replay", str(out / "a" / "run"), "--out", str(out / "r")],
+            *["--model", "a", *emt, "a.json", "--model", "b", *emt, "b.json"],
+        ]
+    )["rows"]
+    assert set(replayed) == {"a/zero-shot", "a/1", "b/zero-shot", "b/1"}
+    assert replayed["a/1"]["labels"] == 3  # the frames iteration 1 trained on
+    assert replayed["a/1"]["force_rmse_eV_A"] == pytest.approx(
+        rows["a"]["fine_tuned"]["force_rmse_eV_A"]
+    )
+    assert replayed["a/zero-shot"]["force_rmse_eV_A"] == pytest.approx(
+        rows["a"]["zero_shot"]["force_rmse_eV_A"]
+    )

@@ -260,11 +260,7 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     frames = ctx.db.labelled(max_iteration=iteration - 1)
     check_one_reference(ctx.db, iteration - 1, ctx.config.labeler.allow_mixed)
-    rng = np.random.default_rng([ctx.config.seed, iteration, 1])
-    order = rng.permutation(len(frames))
-    n_valid = max(2, len(frames) // 10) if len(frames) >= 10 else 0
-    valid = [frames[i] for i in order[:n_valid]]
-    train = [frames[i] for i in order[n_valid:]]
+    train, valid = split_frames(frames, ctx.config.seed, iteration)
     start = ctx.foundation
     if not cfg.from_foundation and iteration > 1:
         previous = ctx.run_dir / f"iter_{iteration - 1:03d}" / "model.pth"
@@ -293,6 +289,19 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     tmp = out.with_suffix(".tmp")
     shutil.copyfile(result, tmp)
     os.replace(tmp, out)
+
+
+def split_frames(
+    frames: list[Atoms], seed: int, iteration: int
+) -> tuple[list[Atoms], list[Atoms]]:
+    """Iteration ``iteration``'s training and validation frames: a tenth (at least
+    2) held out for picking the best epoch once there are 10 frames."""
+    rng = np.random.default_rng([seed, iteration, 1])
+    order = rng.permutation(len(frames))
+    n_valid = max(2, len(frames) // 10) if len(frames) >= 10 else 0
+    valid = [frames[i] for i in order[:n_valid]]
+    train = [frames[i] for i in order[n_valid:]]
+    return train, valid
 
 
 def fine_tune_task(

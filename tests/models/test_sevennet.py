@@ -46,7 +46,7 @@ def test_modality_of_a_multi_fidelity_checkpoint(backend):
     mf0 = backend.resolve("7net-mf-0")
     assert backend.modality(mf0) == "PBE"  # the checkpoint's default
     assert SevenNetBackend(head="R2SCAN").modality(mf0) == "R2SCAN"
-    with pytest.raises(PFDError, match="no modality 'HSE'; set model.head to one of"):
+    with pytest.raises(PFDError, match=r"no modality 'HSE'; set model\.head to one of"):
         SevenNetBackend(head="HSE").check_elements(mf0, {"Si"})
-    with pytest.raises(PFDError, match="has one fidelity.*remove model.head"):
+    with pytest.raises(PFDError, match=r"has one fidelity.*remove model\.head"):
         SevenNetBackend(head="PBE").check_elements(backend.resolve("7net-0"), {"Si"})

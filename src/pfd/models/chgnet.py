@@ -244,6 +244,8 @@ class CHGNetBackend:
         seed: int,
         on_epoch: Callable[[int, int], None] | None = None,
     ) -> Path:
+        # the training tool runs in workdir: paths given to it must be absolute
+        workdir, model = Path(workdir).resolve(), Path(model).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         write(workdir / "train.extxyz", train)
         if valid:

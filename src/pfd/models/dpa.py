@@ -219,8 +219,9 @@ class DPABackend:
         seed: int,
         on_epoch: Callable[[int, int], None] | None = None,
     ) -> Path:
+        # the training tool runs in workdir: paths given to it must be absolute
+        workdir, model = Path(workdir).resolve(), Path(model).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        model = Path(model).resolve()
         params = self._params(model)
         systems = self._data(model, train, workdir / "train")
         per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))

@@ -246,6 +246,8 @@ class MACEBackend:
         seed: int,
         on_epoch: Callable[[int, int], None] | None = None,
     ) -> Path:
+        # the training tool runs in workdir: paths given to it must be absolute
+        workdir, model = Path(workdir).resolve(), Path(model).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         model = Path(model).resolve()
         stress = all(has_stress(a) for a in train + valid)

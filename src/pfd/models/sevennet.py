@@ -172,6 +172,8 @@ class SevenNetBackend:
         import yaml
         from sevenn.checkpoint import SevenNetCheckpoint
 
+        # the training tool runs in workdir: paths given to it must be absolute
+        workdir, model = Path(workdir).resolve(), Path(model).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         write(workdir / "train.extxyz", train)
         stress = all(all(a.pbc) for a in train + valid)
@@ -207,6 +209,7 @@ class SevenNetBackend:
                 "reset_epoch": True,
             },
         }
+
         def dataset(path: Path) -> list:
             if modal is None:
                 return [str(path)]
