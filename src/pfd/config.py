@@ -119,7 +119,7 @@ class FineTuneConfig(_Model):
 class LabelerConfig(_Model):
     """The reference (DFT) calculator that labels frames."""
 
-    code: Literal["gpaw", "qe", "cp2k", "vasp", "ase"] = "gpaw"
+    code: Literal["gpaw", "qe", "cp2k", "vasp", "abacus", "ase"] = "gpaw"
     calculator: str | None = Field(
         None,
         description="For code 'ase': an import path 'module:Class' of any ASE "
@@ -129,11 +129,12 @@ class LabelerConfig(_Model):
         default_factory=dict,
         description="Keyword arguments for the calculator; for GPAW they override "
         "the preset (PW 350 eV, PBE, k-point density 2.0/Å⁻¹, Fermi-Dirac 0.05 eV); "
-        "for qe, cp2k and vasp they override that code's preset.",
+        "for qe, cp2k, vasp and abacus they override that code's preset.",
     )
     command: str | None = Field(
         None,
-        description="How to start a command-line DFT code (qe, cp2k, vasp), e.g. "
+        description="How to start a command-line DFT code (qe, cp2k, vasp, abacus), "
+        "e.g. "
         "'mpirun -n 64 pw.x'; default: the code's serial binary. How to run, kept "
         "apart from what the labeller writes and reads.",
     )

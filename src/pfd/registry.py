@@ -16,5 +16,6 @@ LABELERS: dict[str, str] = {
     "qe": "pfd.label.qe:QELabeler",
     "cp2k": "pfd.label.cp2k:CP2KLabeler",
     "vasp": "pfd.label.vasp:VaspLabeler",
+    "abacus": "pfd.label.abacus:AbacusLabeler",
     "ase": "pfd.label.ase_calc:ASELabeler",
 }
