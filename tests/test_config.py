@@ -27,12 +27,25 @@ def test_valid_config_resolves_paths(make_config, tmp_path: Path):
         ({"labeler": {"code": "ase", "calculator": None}}, "needs labeler.calculator"),
         ({"select": {"max_per_iteration": 0}}, "select.max_per_iteration"),
         ({"structures": []}, "invalid value for 'structures'"),
+        (
+            {"model": {"backend": "sevennet"}, "finetune": {"replay_data": "r.xyz"}},
+            "finetune.replay_data (multi-head replay) is for model.backend 'mace'",
+        ),
+        (
+            {
+                "model": {"backend": "mace", "checkpoint": "mace-mp.model"},
+                "finetune": {"replay_data": "mptrj_subset.extxyz"},
+            },
+            "finetune.replay_data '",
+        ),
     ],
 )
 def test_config_errors_name_the_key(make_config, overrides, expected):
     with pytest.raises(ConfigError) as err:
         load_config(make_config(overrides))
     assert expected in str(err.value)
+    if "replay_data '" in expected:
+        assert "mptrj_subset.extxyz' not found" in str(err.value)
     assert "\n" not in str(err.value)
 
 

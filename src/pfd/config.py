@@ -114,6 +114,14 @@ class FineTuneConfig(_Model):
         description="Each iteration starts from the foundation model (True) or "
         "from the previous iteration's model (False).",
     )
+    replay_data: Path | None = Field(
+        None,
+        description="backend mace only: an extxyz of the foundation model's own "
+        "training data (e.g. a few thousand MPtrj frames, energies at the "
+        "foundation's energy zero in info 'REF_energy', forces in 'REF_forces'), "
+        "replayed in MACE's multi-head fine-tuning so the model keeps what it knew; "
+        "relative to the YAML.",
+    )
 
 
 class LabelerConfig(_Model):
@@ -488,6 +496,20 @@ class RunConfig(_Model):
     report: ReportConfig = ReportConfig()
     execution: ExecutionConfig = ExecutionConfig()
 
+    @model_validator(mode="after")
+    def _check_replay(self) -> RunConfig:
+        if self.finetune.replay_data is not None and self.model.backend in (
+            "sevennet",
+            "chgnet",
+            "dpa",
+        ):
+            raise ValueError(
+                "finetune.replay_data (multi-head replay) is for model.backend "
+                f"'mace'; backend '{self.model.backend}' fine-tunes without it: "
+                "remove the key"
+            )
+        return self
+
 
 # Settings whose change would invalidate what a run directory already holds
 # (dotted paths); how jobs run (workers, timeouts, launcher, threads) may change.
@@ -576,6 +598,14 @@ def load_config(path: str | Path) -> RunConfig:
         updates["report"] = config.report.model_copy(
             update={"test_data": (base / config.report.test_data).resolve()}
         )
+    if config.finetune.replay_data is not None:
+        replay = (base / config.finetune.replay_data).resolve()
+        if not replay.is_file():
+            raise ConfigError(
+                f"finetune.replay_data '{replay}' not found; give the extxyz of the "
+                "foundation model's training frames, or remove the key"
+            )
+        updates["finetune"] = config.finetune.model_copy(update={"replay_data": replay})
     parsl_cfg = config.execution.config
     if parsl_cfg and parsl_cfg.endswith(".py"):
         updates["execution"] = config.execution.model_copy(

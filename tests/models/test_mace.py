@@ -3,8 +3,10 @@
 mace-torch pins e3nn 0.4.4 and cannot live in pfd's environment (SevenNet and
 DeePMD-kit need e3nn >= 0.5): ``scripts/install.sh`` makes ``.venv-mace``, and
 pfd drives it through ``model.python``. The "foundation" is a 2-layer MACE with
-8 channels trained for 5 epochs on EMT Cu with an energy zero 2 eV/atom away
-from the frames it is then fine-tuned on.
+8 channels trained for 5 epochs on EMT Cu and Cu3Au (two elements, as real
+foundations have many: mace-torch 0.3.16 cannot read the E0s of a one-element
+foundation for its replay head) with an energy zero 2 eV/atom away from the Cu
+frames it is then fine-tuned on. Its training frames are the replay data.
 """
 
 from __future__ import annotations
@@ -62,9 +64,16 @@ def _cu_frames(n: int, seed: int, asap_cutoff: bool, shift_eV_atom: float = 0.0)
 @pytest.fixture(scope="module")
 def foundation(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("mace")
-    frames = [_ref(a) for a in _cu_frames(20, 0, False, 2.0)]
-    write(work / "train.extxyz", frames[:16])
-    write(work / "valid.extxyz", frames[16:])
+    rng = np.random.default_rng(7)
+    cu3au = bulk("Cu", "fcc", 3.7, cubic=True)
+    cu3au.numbers[0] = 79
+    alloy = [single_point(perturb(cu3au, rng, 0.08, 0.03), EMT()) for _ in range(4)]
+    for atoms in alloy:
+        atoms.calc.results["energy"] += 2.0 * len(atoms)
+    frames = [_ref(a) for a in _cu_frames(20, 0, False, 2.0) + alloy]
+    write(work / "train.extxyz", frames[:14] + frames[20:22])
+    write(work / "valid.extxyz", frames[14:20] + frames[22:])
+    write(work / "replay.extxyz", frames)
     args = [
         "--name", "tiny", "--model", "MACE", "--r_max", "4.0",
         "--num_channels", "8", "--max_L", "0", "--correlation", "2",
@@ -108,7 +117,7 @@ def test_missing_model_or_environment_is_a_clear_error(tmp_path: Path):
 
 def test_mace_backend_contract(foundation, frames, tmp_path: Path):
     backend = MACEBackend(threads=1, python=PYTHON)
-    assert backend.info(foundation)["atomic_numbers"] == [29]
+    assert backend.info(foundation)["atomic_numbers"] == [29, 79]
     calc = backend.calculator(foundation)
     cu = bulk("Cu", "fcc", 3.6, cubic=True).repeat((2, 1, 1))
     cu.rattle(0.05, seed=1)
@@ -131,6 +140,38 @@ def test_mace_backend_contract(foundation, frames, tmp_path: Path):
     assert min(rmse_f[1:]) < rmse_f[0]
     refit = evaluate(frames[1:], backend.calculator(tmp_path / "e0" / "model"))
     assert abs(tuned.force_rmse_eV_A - refit.force_rmse_eV_A) > 1e-6
+
+
+def test_replay_fine_tuning_keeps_a_head_on_the_foundation_data(
+    foundation, frames, tmp_path: Path
+):
+    """finetune.replay_data: MACE's multi-head fine-tuning, used at its DFT head."""
+    from pfd.config import FineTuneConfig
+
+    backend = MACEBackend(threads=1, python=PYTHON)
+    refit = backend.refit_e0(foundation, frames, tmp_path / "e0" / "model")
+    cfg = FineTuneConfig(
+        epochs=2, batch_size=2, replay_data=foundation.parent / "replay.extxyz"
+    )
+    out = backend.fine_tune(refit, frames[1:], frames[:1], tmp_path / "ft", cfg, 0)
+    assert sorted(backend.info(out)["heads"]) == ["Default", "pt_head"]
+    log = (tmp_path / "ft" / "train.log").read_text()
+    assert "--pt_train_file" not in log  # (arguments are not echoed)
+    assert "Using heads: ['Default', 'pt_head']" in log
+    # the replay head keeps the foundation's energy zero (the replay data's), the
+    # DFT head gets the refitted one (the DFT frames sit ~2 eV/atom lower)
+    e0 = dict(re.findall(r"for head (\w+): \{29: ([-\d.]+)", log))
+    original = backend.info(foundation)["e0s"]["Default"][0]
+    refitted = backend.info(refit)["e0s"]["Default"][0]
+    assert original - refitted > 1.0
+    assert float(e0["pt_head"]) == pytest.approx(original, abs=1e-6)
+    assert float(e0["Default"]) == pytest.approx(refitted, abs=1e-6)
+    # used at its DFT head without a model.head: energies at the DFT zero; its
+    # replay head predicts at the foundation's, > 1 eV/atom away
+    tuned = evaluate(frames, backend.calculator(out))
+    assert tuned.energy_rmse_eV_atom < 0.3
+    replay_head = MACEBackend(threads=1, python=PYTHON, head="pt_head")
+    assert evaluate(frames, replay_head.calculator(out)).energy_rmse_eV_atom > 1.0
 
 
 def test_pfd_run_fine_tunes_a_mace_model(foundation, make_config, tmp_path: Path):

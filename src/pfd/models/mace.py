@@ -15,8 +15,15 @@ or in pfd's own Python when mace-torch is installed there.
   with the model's own E0s (refitted just before; given as numbers, because
   ``--E0s foundation`` fails on one-element models in mace-torch 0.3.16), energy,
   force and stress loss (``--loss stress``), pfd's epochs, batch size and
-  learning rate. Multi-head replay fine-tuning needs the user's replay data
-  (MACE's ``--pt_train_file``) and is not driven by pfd.
+  learning rate. With ``finetune.replay_data`` (the user's extxyz of the
+  foundation's own training frames) it is MACE's multi-head replay fine-tuning
+  instead (``--multiheads_finetuning True --pt_train_file``): a ``pt_head``
+  keeps fitting the replay data while the ``Default`` head learns the DFT
+  frames, both on the foundation's shared layers. The replay data sit at the
+  foundation's energy zero, so the pre-refit model is the ``--foundation_model``
+  (its E0s serve the replay head) and the refitted E0s go to the DFT head. The
+  result is used at its ``Default`` head; pfd's learning rate is kept
+  (``--force_mh_ft_lr``).
 
 Nothing is downloaded: a missing file or an interpreter without mace-torch is
 a one-line error naming what to install or set.
@@ -39,7 +46,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
-from ase.io import write
+from ase.io import iread, write
 
 from pfd._proc import guarded, run_logged
 from pfd.config import FineTuneConfig
@@ -194,6 +201,8 @@ class MACEBackend:
 
     def _head(self, model: Path) -> list[str]:
         heads = self.info(model)["heads"]
+        if self.head not in heads and set(heads) == {"Default", "pt_head"}:
+            return ["Default"]  # made by replay fine-tuning: the DFT head
         if len(heads) > 1 and self.head not in heads:
             raise PFDError(
                 f"'{Path(model).name}' is a multi-head MACE model: set model.head to "
@@ -213,8 +222,8 @@ class MACEBackend:
     def _e0s(self, model: Path, frames: list[Atoms]) -> str:
         """The model's E0s of the frames' elements, as MACE's ``--E0s`` reads them."""
         info = self.info(model)
-        heads = info["heads"]
-        row = info["e0s"][self.head if self.head in heads else heads[0]]
+        head = self._head(model)
+        row = info["e0s"][head[0] if head else info["heads"][0]]
         table = dict(zip(info["atomic_numbers"], row, strict=True))
         zs = sorted({int(z) for atoms in frames for z in atoms.numbers})
         return str({z: table[z] for z in zs})
@@ -234,6 +243,8 @@ class MACEBackend:
         self._worker(
             "refit", str(model), str(data), str(out.resolve()), *self._head(model)
         )
+        # the model it was refitted from: replay data sit at that one's energy zero
+        _origin(out).write_text(json.dumps({"refitted_from": str(model)}))
         return out
 
     def fine_tune(
@@ -249,13 +260,24 @@ class MACEBackend:
         # the training tool runs in workdir: paths given to it must be absolute
         workdir, model = Path(workdir).resolve(), Path(model).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        model = Path(model).resolve()
         stress = all(has_stress(a) for a in train + valid)
         write(workdir / "train.extxyz", [_ref(a) for a in train])
+        base = model
+        replay: list[str] = ["--multiheads_finetuning", "False"]
+        if cfg.replay_data is not None:
+            if _origin(model).is_file():
+                base = Path(json.loads(_origin(model).read_text())["refitted_from"])
+            n_replay = sum(1 for _ in iread(str(cfg.replay_data), ":"))
+            replay = [
+                "--multiheads_finetuning", "True",
+                "--pt_train_file", str(Path(cfg.replay_data).resolve()),
+                "--num_samples_pt", str(min(10000, n_replay)),
+                "--force_mh_ft_lr", "True",
+            ]  # fmt: skip
         args = [
             "--name", "model",
-            "--foundation_model", str(model),
-            "--multiheads_finetuning", "False",
+            "--foundation_model", str(base),
+            *replay,
             "--train_file", "train.extxyz",
             "--E0s", self._e0s(model, train + valid),
             "--energy_key", "REF_energy",
@@ -284,8 +306,8 @@ class MACEBackend:
             args += ["--valid_file", "valid.extxyz", "--valid_batch_size", "4"]
         else:
             args += ["--valid_fraction", "0.1"]
-        if self._head(model):
-            args += ["--foundation_head", self.head]
+        if head := self._head(base):
+            args += ["--foundation_head", head[0]]
         for old in ("checkpoints", "model.model"):
             shutil.rmtree(workdir / old, ignore_errors=True)
             (workdir / old).unlink(missing_ok=True)
@@ -309,6 +331,11 @@ class MACEBackend:
         if not result.exists():
             raise PFDError(f"MACE fine-tuning wrote no model; see {log}")
         return result
+
+
+def _origin(model: Path) -> Path:
+    """Where :meth:`MACEBackend.refit_e0` notes the model it refitted."""
+    return Path(model).with_suffix(".refit.json")
 
 
 def _ref(atoms: Atoms) -> Atoms:
