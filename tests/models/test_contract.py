@@ -60,5 +60,7 @@ def test_sevennet_multi_fidelity_backend_trains_one_modality(frames, tmp_path):
         return {name: shift[i, cu] for name, i in ckpt["config"]["_modal_map"].items()}
 
     before, after = shifts(backend.resolve("7net-mf-0")), shifts(result["model"])
+    # the fine-tuned model is used at the modality it was trained at by default
+    assert SevenNetBackend().modality(result["model"]) == "PBE"
     assert float(after["R2SCAN"]) == float(before["R2SCAN"])
     assert abs(float(after["PBE"] - before["PBE"])) > 1.0  # the E0 refit

@@ -234,6 +234,12 @@ class SevenNetBackend:
             raise PFDError(
                 f"SevenNet training wrote no checkpoint; see {workdir}/log.sevenn"
             )
+        if modal is not None:  # sevenn drops default_modal: the trained one is it
+            import torch
+
+            ckpt = self._checkpoint(result)
+            ckpt["config"]["default_modal"] = modal
+            torch.save(ckpt, result)
         return result
 
     def _run_sevenn(
