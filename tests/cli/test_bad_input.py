@@ -93,6 +93,16 @@ CASES = {
         "unknown backend 'mace9'",
     ),
     "unknown DFT code": (_yaml({"labeler": {"code": "vasp9"}}), "'labeler.code'"),
+    "DFT binary not installed": (
+        _yaml(
+            {"labeler": {"code": "abacus", "calculator": None, "command": "abacus9"}}
+        ),
+        "ABACUS binary 'abacus9' (from labeler.command 'abacus9') is not on PATH",
+    ),
+    "replay data for a backend without replay": (
+        _yaml({"model": {"backend": "sevennet"}, "finetune": {"replay_data": "x"}}),
+        "finetune.replay_data (multi-head replay) is for model.backend 'mace'",
+    ),
     "calculator missing": (
         _yaml({"labeler": {"calculator": None}}),
         "needs labeler.calculator",

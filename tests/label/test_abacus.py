@@ -273,3 +273,40 @@ def test_labels_through_the_job_runner(tmp_path, fake_abacus):
     reference.calc = EMT()
     np.testing.assert_allclose(result.get_forces(), reference.get_forces(), atol=1e-6)
     assert (tmp_path / "jobs" / "f0" / "output.extxyz").exists()
+
+
+def test_pfd_run_labels_with_abacus(tmp_path, fake_abacus, make_config):
+    """One loop iteration as a user runs it; every label records ABACUS's version."""
+    import subprocess
+
+    from ase.db import connect
+
+    pp = _pseudos(tmp_path / "sg15", ["Cu_ONCV_PBE-1.0.upf"])
+    path = make_config(
+        {
+            "model": {
+                "backend": "pfd.testing:EMTBackend",
+                "checkpoint": "foundation.json",
+            },
+            "labeler": {
+                "code": "abacus",
+                "parameters": {"pseudo_dir": str(pp), "ecutwfc": 50},
+                "workers": 1,
+            },
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pfd", "run", str(path), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(connect(str(tmp_path / "run" / "pfd.db")).select(status="labelled"))
+    assert len(rows) == 3 + 2  # initial frames + one iteration's selection
+    settings = rows[0].data["label_settings"]
+    assert settings["code"] == "abacus"
+    assert settings["version"] == "3.10.1"
+    assert settings["parameters"]["ecutwfc"] == 50
+    assert len(fake_abacus.read_text().splitlines()) == 5  # each frame once
