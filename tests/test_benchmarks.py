@@ -45,6 +45,10 @@ def test_data_efficiency_smoke(tmp_path: Path):
     # EMT's own forces cannot be learnt from 6 frames in 60 steps
     assert result["summary"]["reached"] is False
     assert result["summary"]["scratch_labels"] == ">6"
+    by = result["summary"]["by_quantity"]
+    assert set(by) == {"force", "energy", "stress", "all"}
+    assert by["force"]["scratch_labels"] == ">6"
+    assert by["all"]["reached"] is False  # never before forces alone
     assert len(list((out / "labels").glob("*/output.extxyz"))) == 6
     assert json.loads((out / "results.json").read_text())["summary"]["ratio"] == ">1.0"
 
