@@ -139,7 +139,8 @@ def test_foundation_models_smoke(tmp_path: Path, make_config):
     replayed = foundation_models.main(
         [
             *["--replay", str(out / "a" / "run"), "--out", str(out / "r")],
-            *["--model", "a", *emt, "a.json", "--model", "b", *emt, "b.json"],
+            *["--model", "a", *emt, str(tmp_path / "a.json")],
+            *["--model", "b", *emt, str(tmp_path / "b.json")],
         ]
     )["rows"]
     assert set(replayed) == {"a/zero-shot", "a/1", "b/zero-shot", "b/1"}
