@@ -46,6 +46,7 @@ from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import binary_of, code_settings, job_env, require_binary
 from pfd.label.kpoints import check_kpoints, kpoint_grid
+from pfd.label.results import single_point
 
 DEFAULT_COMMAND = "abacus"
 
@@ -309,12 +310,8 @@ class AbacusLabeler:
             if "stress" not in frame.calc.results:
                 raise LabelError("ABACUS wrote no stress; keep cal_stress 1")
             results["stress"] = np.array(frame.get_stress(voigt=True))
-        for key, value in results.items():
-            if not np.all(np.isfinite(value)):
-                raise LabelError(f"non-finite {key} from ABACUS")
-        labelled = atoms.copy()
-        labelled.calc = SinglePointCalculator(labelled, **results)
-        return labelled
+        # the shared ending: finite results, stored on a copy of the frame
+        return single_point(atoms, SinglePointCalculator(atoms, **results))
 
 
 def _last_line(path: Path) -> str:
