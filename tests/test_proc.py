@@ -60,3 +60,77 @@ def test_guarded_command_runs_and_reports_its_exit_code(tmp_path: Path):
     )
     assert missing.returncode == 127
     assert "cannot start no-such-program-xyz" in missing.stderr
+
+
+SAVER = """
+import os, signal, sys, time
+from pathlib import Path
+from pfd._proc import finish_first
+out = Path(sys.argv[1])
+with finish_first():
+    os.kill(os.getpid(), signal.SIGTERM)  # e.g. the driver died: PDEATHSIG
+    time.sleep(0.2)
+    out.write_text("saved")
+print("went on after the block", flush=True)
+"""
+
+
+def test_finish_first_saves_the_result_then_dies_of_the_signal(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, "-c", SAVER, str(tmp_path / "result")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == -signal.SIGTERM, out.stderr
+    assert (tmp_path / "result").read_text() == "saved"
+    assert "went on" not in out.stdout
+
+
+LABEL_DRIVER = """
+import sys
+from pathlib import Path
+from ase.build import bulk
+from pfd.config import LabelerConfig
+from pfd.label import make_labeler
+from pfd.label.runner import label_one
+cfg = LabelerConfig(code="ase", calculator="pfd.testing:FlakyEMT",
+                    parameters={"mode": "hang", "every": 1})
+label_one(make_labeler(cfg), bulk("Cu", cubic=True), Path(sys.argv[1]))
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_label_worker_still_calculating_dies_with_its_driver(tmp_path: Path):
+    """SIGTERM, not SIGKILL, reaches label workers: it must still end a job that
+    has no result yet (the resumed run labels that frame again)."""
+    jobdir = tmp_path / "job"
+    driver = subprocess.Popen([sys.executable, "-c", LABEL_DRIVER, str(jobdir)])
+    deadline = time.monotonic() + 60
+    worker = None
+    while worker is None and time.monotonic() < deadline:
+        for pid in _children(driver.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"pfd.label.worker" in cmdline and b"pfd._proc" not in cmdline:
+                worker = pid
+        time.sleep(0.1)
+    assert worker is not None, "the label worker never started"
+    time.sleep(2.0)  # imports done: the worker is inside the (hanging) calculation
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker)
+    assert not (jobdir / "output.extxyz").exists()

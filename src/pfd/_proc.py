@@ -6,6 +6,10 @@ kept across ``exec``), checks the driver is still there, then ``exec``s the
 command in its own place. This replaces ``subprocess``'s ``preexec_fn``, which
 runs Python code between ``fork`` and ``exec`` and can deadlock the child when
 the driver has other threads (the labelling pool, numba, torch).
+
+A DFT job whose result is in hand should not lose it in the milliseconds it
+takes to write it: label workers are guarded with ``SIGTERM`` instead, which
+kills them at once (its default action) except inside :func:`finish_first`.
 """
 
 from __future__ import annotations
@@ -16,17 +20,42 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
 
-def guarded(cmd: list[str]) -> list[str]:
-    """``cmd``, run so that it is killed with this process (on Linux)."""
+def guarded(cmd: list[str], death_signal: int = signal.SIGKILL) -> list[str]:
+    """``cmd``, run so that it gets ``death_signal`` when this process dies (on
+    Linux): SIGKILL, or SIGTERM for a command that guards its last steps with
+    :func:`finish_first`."""
     if sys.platform != "linux":
         return list(cmd)
-    return [sys.executable, "-m", "pfd._proc", str(os.getpid()), *cmd]
+    return [
+        sys.executable,
+        "-m",
+        "pfd._proc",
+        str(os.getpid()),
+        str(int(death_signal)),
+        *cmd,
+    ]
+
+
+@contextlib.contextmanager
+def finish_first() -> Iterator[None]:
+    """Hold off SIGTERM (e.g. the driver died) until the block ends, then die of
+    it: for writing a result that exists, where dying would throw it away."""
+    received: list[int] = []
+    previous = signal.signal(
+        signal.SIGTERM, lambda signum, _frame: received.append(signum)
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if received:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def stream(
@@ -81,9 +110,9 @@ def run_logged(
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - replaced by exec
-    parent, cmd = int(argv[0]), argv[1:]
+    parent, death_signal, cmd = int(argv[0]), int(argv[1]), argv[2:]
     with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, death_signal)
     if os.getppid() != parent:  # the driver died before we asked
         return 1
     try:

@@ -12,6 +12,7 @@ import os
 import pickle
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -57,7 +58,7 @@ def run_job(
         with open(jobdir / "worker.log", "ab") as log:
             try:
                 proc = subprocess.run(
-                    guarded(cmd),
+                    guarded(cmd, signal.SIGTERM),  # see pfd.label.worker
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,

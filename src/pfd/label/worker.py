@@ -1,7 +1,8 @@
 """Run one labelling job in its own process: ``python -m pfd.label.worker JOBDIR``.
 
 JOBDIR holds ``labeler.pkl`` and ``input.extxyz``; the worker writes
-``output.extxyz`` on success or ``error.txt`` (one line) on failure.
+``output.extxyz`` on success or ``error.txt`` (one line) on failure. It dies
+with the driver (SIGTERM) while calculating, but not while writing a result.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from ase.io import read, write
 
+from pfd._proc import finish_first
+
 
 def main(jobdir: str) -> int:
     job = Path(jobdir)
@@ -20,9 +23,10 @@ def main(jobdir: str) -> int:
         labeler = pickle.loads((job / "labeler.pkl").read_bytes())
         atoms = read(job / "input.extxyz")
         result = labeler.calculate(atoms, str(job))
-        tmp = job / "output.tmp.extxyz"
-        write(tmp, result)
-        tmp.replace(job / "output.extxyz")
+        with finish_first():  # a DFT result in hand is saved, even if the driver died
+            tmp = job / "output.tmp.extxyz"
+            write(tmp, result)
+            tmp.replace(job / "output.extxyz")
     except Exception as err:
         (job / "error.txt").write_text(f"{type(err).__name__}: {err}".splitlines()[0])
         (job / "traceback.txt").write_text(traceback.format_exc())
