@@ -44,7 +44,11 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pfd._proc import guarded
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
-from pfd.label.external import binary_of, code_settings, job_env, require_binary
+from pfd.label.external import (
+    CodeLabeler,
+    job_env,
+    require_binary,
+)
 from pfd.label.kpoints import check_kpoints, kpoint_grid
 from pfd.label.results import single_point
 
@@ -108,13 +112,17 @@ def upf_candidates(pseudo_dir: Path, element: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class AbacusLabeler:
+class AbacusLabeler(CodeLabeler):
     """Labels with ABACUS (one SCF with forces and stress per frame)."""
 
     parameters: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PRESET))
     command: str = DEFAULT_COMMAND
     env: dict[str, str] = field(default_factory=dict)
     code: str = "abacus"
+    default_command = DEFAULT_COMMAND
+    version_args = ("--version",)
+    version_pattern = VERSION_PATTERN
+    looks_like = staticmethod(_looks_like_abacus)
 
     @classmethod
     def from_config(cls, cfg: LabelerConfig) -> AbacusLabeler:
@@ -130,26 +138,7 @@ class AbacusLabeler:
                     f"labeler.parameters.{key} must be '{allowed}' for labelling "
                     f"(one SCF per frame), not '{parameters[key]}'"
                 )
-        return cls(
-            parameters=parameters,
-            command=cfg.command or DEFAULT_COMMAND,
-            env=dict(cfg.env),
-        )
-
-    @property
-    def binary(self) -> str:
-        return binary_of(self.command, _looks_like_abacus)
-
-    def settings(self) -> dict[str, Any]:
-        """Code, version (``abacus --version``), where it was found, parameters."""
-        return code_settings(
-            "abacus",
-            self.binary,
-            self.env,
-            ("--version",),
-            VERSION_PATTERN,
-            self.parameters,
-        )
+        return cls.made(cfg, parameters)
 
     def pseudopotentials(self, symbols: set[str]) -> dict[str, str]:
         """The UPF file of each element; a one-line error if one is missing."""

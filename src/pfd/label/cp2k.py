@@ -51,8 +51,7 @@ from pfd._proc import guarded
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
-    binary_of,
-    code_settings,
+    CodeLabeler,
     job_env,
     require_binary,
 )
@@ -172,13 +171,17 @@ def _full_name(entry: list[str]) -> str:
 
 
 @dataclass(frozen=True)
-class CP2KLabeler:
+class CP2KLabeler(CodeLabeler):
     """Labels with CP2K Quickstep (GPW): one ENERGY_FORCE run per frame."""
 
     parameters: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PRESET))
     command: str = DEFAULT_COMMAND
     env: dict[str, str] = field(default_factory=dict)
     code: str = "cp2k"
+    default_command = DEFAULT_COMMAND
+    version_args = ("--version",)
+    version_pattern = r"CP2K version (\S+)"
+    looks_like = staticmethod(_looks_like_cp2k)
 
     @classmethod
     def from_config(cls, cfg: LabelerConfig) -> CP2KLabeler:
@@ -193,25 +196,7 @@ class CP2KLabeler:
             user["input"] = _upper_keys(user["input"])
         parameters = deep_merge(PRESET, user)
         check_kpoints(parameters["kpoints"])
-        return cls(
-            parameters=parameters,
-            command=cfg.command or DEFAULT_COMMAND,
-            env=dict(cfg.env),
-        )
-
-    @property
-    def binary(self) -> str:
-        return binary_of(self.command, _looks_like_cp2k)
-
-    def settings(self) -> dict[str, Any]:
-        return code_settings(
-            "cp2k",
-            self.binary,
-            self.env,
-            ("--version",),
-            r"CP2K version (\S+)",
-            self.parameters,
-        )
+        return cls.made(cfg, parameters)
 
     def _file(self, key: str) -> Path:
         return Path(self.parameters["data_dir"]) / self.parameters[key]

@@ -16,10 +16,57 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, ClassVar
 
 from pfd.errors import PFDError
 
 PROBE_TIMEOUT_S = 60.0
+
+
+class CodeLabeler:
+    """What the command-line DFT labellers share (mixed into each one's frozen
+    dataclass, whose fields are ``parameters``, ``command``, ``env``, ``code``).
+
+    A code says how to find its binary in ``command`` (:meth:`looks_like`), its
+    default command, and how to ask its version.
+    """
+
+    parameters: dict[str, Any]
+    command: str
+    env: dict[str, str]
+    code: str
+    default_command: ClassVar[str]
+    version_args: ClassVar[tuple[str, ...]] = ()
+    version_pattern: ClassVar[str]
+
+    @staticmethod
+    def looks_like(name: str) -> bool:
+        """Whether a word of ``command`` (a file name) is the code's binary."""
+        raise NotImplementedError
+
+    @classmethod
+    def made(cls, cfg: Any, parameters: dict[str, Any]) -> Any:
+        """The labeller of ``cfg`` (a LabelerConfig) with checked ``parameters``."""
+        return cls(  # type: ignore[call-arg]
+            parameters=parameters,
+            command=cfg.command or cls.default_command,
+            env=dict(cfg.env),
+        )
+
+    @property
+    def binary(self) -> str:
+        return binary_of(self.command, self.looks_like)
+
+    def settings(self) -> dict[str, Any]:
+        """Code, version (probed once), where the binary was found, parameters."""
+        return code_settings(
+            self.code,
+            self.binary,
+            self.env,
+            self.version_args,
+            self.version_pattern,
+            self.parameters,
+        )
 
 
 def binary_of(command: str, looks_like: Callable[[str], bool]) -> str:

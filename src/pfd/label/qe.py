@@ -37,8 +37,7 @@ from pfd._proc import guarded
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
-    binary_of,
-    code_settings,
+    CodeLabeler,
     environment,
     require_binary,
 )
@@ -131,13 +130,17 @@ class GuardedProfile(EspressoProfile):
 
 
 @dataclass(frozen=True)
-class QELabeler:
+class QELabeler(CodeLabeler):
     """Labels with ``pw.x`` (one SCF with forces and stress per frame)."""
 
     parameters: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PRESET))
     command: str = DEFAULT_COMMAND
     env: dict[str, str] = field(default_factory=dict)
     code: str = "qe"
+    default_command = DEFAULT_COMMAND
+    version_args = ()
+    version_pattern = r"Program PWSCF\s+v\.(\S+)"
+    looks_like = staticmethod(_looks_like_pw)
 
     @classmethod
     def from_config(cls, cfg: LabelerConfig) -> QELabeler:
@@ -146,25 +149,7 @@ class QELabeler:
         user["input_data"] = nested_input({**user.get("input_data", {}), **flat})
         parameters = deep_merge(PRESET, user)
         check_kpoints(parameters["kpoints"])
-        return cls(
-            parameters=parameters,
-            command=cfg.command or DEFAULT_COMMAND,
-            env=dict(cfg.env),
-        )
-
-    @property
-    def binary(self) -> str:
-        return binary_of(self.command, _looks_like_pw)
-
-    def settings(self) -> dict[str, Any]:
-        return code_settings(
-            "qe",
-            self.binary,
-            self.env,
-            (),
-            r"Program PWSCF\s+v\.(\S+)",
-            self.parameters,
-        )
+        return cls.made(cfg, parameters)
 
     def pseudopotentials(self, symbols: set[str]) -> dict[str, str]:
         """The UPF file of each element; a one-line error if one is missing."""

@@ -42,8 +42,7 @@ from pfd._proc import guarded
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.external import (
-    binary_of,
-    code_settings,
+    CodeLabeler,
     environment,
     require_binary,
 )
@@ -93,13 +92,17 @@ def _quiet() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class VaspLabeler:
+class VaspLabeler(CodeLabeler):
     """Labels with ASE's ``Vasp`` (one SCF with forces and stress per frame)."""
 
     parameters: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PRESET))
     command: str = DEFAULT_COMMAND
     env: dict[str, str] = field(default_factory=dict)
     code: str = "vasp"
+    default_command = DEFAULT_COMMAND
+    version_args = ()
+    version_pattern = VERSION_PATTERN
+    looks_like = staticmethod(_looks_like_vasp)
 
     @classmethod
     def from_config(cls, cfg: LabelerConfig) -> VaspLabeler:
@@ -110,21 +113,7 @@ class VaspLabeler:
                 f"labeler.parameters.kpoints.type '{kind}' is not one of "
                 f"{', '.join(GRID_TYPES)}"
             )
-        return cls(
-            parameters=parameters,
-            command=cfg.command or DEFAULT_COMMAND,
-            env=dict(cfg.env),
-        )
-
-    @property
-    def binary(self) -> str:
-        return binary_of(self.command, _looks_like_vasp)
-
-    def settings(self) -> dict[str, Any]:
-        """Code, version (VASP's banner ``vasp.X.Y.Z``, as atop OUTCAR), parameters."""
-        return code_settings(
-            "vasp", self.binary, self.env, (), VERSION_PATTERN, self.parameters
-        )
+        return cls.made(cfg, parameters)
 
     def check(self, symbols: set[str]) -> None:
         launcher = shlex.split(self.command)[0]
