@@ -44,7 +44,7 @@ from ase.io import read, write
 
 from pfd.config import StudentConfig, deep_merge
 from pfd.distill import deepmd_input, run_dp, student_calculator, to_deepmd
-from pfd.evaluate import Errors, evaluate
+from pfd.evaluate import evaluate_by_subset
 from pfd.explore import MDTask, run_md
 from pfd.label import make_labeler
 from pfd.label.runner import label_one
@@ -163,13 +163,19 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         work = out / "scratch" / _scratch_name(n, args)
         model = _train_scratch(labelled, test, type_map, args, work)
-        errors = evaluate(test, student_calculator(model))
+        errors, by_subset = _scored(test, student_calculator(model))
         results["scratch"].append(
-            {"labels": n, "train_s": time.perf_counter() - t0, **errors.as_dict()}
+            {
+                "labels": n,
+                "train_s": time.perf_counter() - t0,
+                **errors,
+                "by_subset": by_subset,
+            }
         )
         save()
-        print(f"from scratch, {n} labels: force RMSE {errors.force_rmse_eV_A:.4f} eV/Å")
-        if errors.force_rmse_eV_A <= target["force_rmse_eV_A"] and not args.past_target:
+        force = errors["force_rmse_eV_A"]
+        print(f"from scratch, {n} labels: force RMSE {force:.4f} eV/Å")
+        if force <= target["force_rmse_eV_A"] and not args.past_target:
             break
     results["summary"] = _summary(results)
     save()
@@ -315,17 +321,24 @@ def _pfd_curve(run_dir: Path, config, test: list, threads: int) -> list[dict]:
             break
     curve = []
     for name, model, trained, spent in points:
-        errors: Errors = evaluate(test, backend.calculator(Path(model)))
+        errors, by_subset = _scored(test, backend.calculator(Path(model)))
         curve.append(
             {
                 "model": name,
                 "labels": trained,
                 "labels_spent": spent,
-                **errors.as_dict(),
+                **errors,
+                "by_subset": by_subset,
             }
         )
-        print(f"PFD {name}: {errors.force_rmse_eV_A:.4f} eV/Å", flush=True)
+        print(f"PFD {name}: {errors['force_rmse_eV_A']:.4f} eV/Å", flush=True)
     return curve
+
+
+def _scored(test: list, calc) -> tuple[dict, dict]:
+    """Errors on ``test`` overall, and per ``info['subset']`` (e.g. md-1500K)."""
+    by = {name: e.as_dict() for name, e in evaluate_by_subset(test, calc).items()}
+    return by.pop("all"), by
 
 
 def _scratch_name(labels: int, args) -> str:
@@ -439,6 +452,27 @@ def _print_table(results: dict) -> None:
         print(
             f"{name:<14}{row['labels_spent']:>6}" + "".join(f"{c:>10}" for c in cells)
         )
+
+    _print_subsets(results)
+
+
+def _print_subsets(results: dict) -> None:
+    """Force and energy RMSE per test subset: where each arm is better."""
+    rows = [("PFD " + results["pfd"][-1]["model"], results["pfd"][-1])]
+    rows += [(f"scratch {s['labels']}", s) for s in results["scratch"]]
+    subsets = sorted({k for _, row in rows for k in row.get("by_subset", {})})
+    if not subsets:
+        return
+    print("\nper test subset, F RMSE eV/Å / E RMSE meV/atom:")
+    print(f"{'model':<16}" + "".join(f"{name:>15}" for name in subsets))
+    for name, row in rows:
+        cells = []
+        for subset in subsets:
+            e = row.get("by_subset", {}).get(subset)
+            force = e and e["force_rmse_eV_A"]
+            energy = e and e["energy_rmse_eV_atom"]
+            cells.append("-" if force is None else f"{force:.3f} / {1000 * energy:.1f}")
+        print(f"{name:<16}" + "".join(f"{c:>15}" for c in cells))
 
 
 if __name__ == "__main__":

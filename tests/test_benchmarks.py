@@ -50,6 +50,10 @@ def test_data_efficiency_smoke(tmp_path: Path):
     assert by["force"]["scratch_labels"] == ">6"
     assert by["all"]["reached"] is False  # never before forces alone
     assert len(list((out / "labels").glob("*/output.extxyz"))) == 6
+    # errors per test subset (EMT's test set: MD at 4 temperatures, strained cells)
+    subsets = set(result["scratch"][-1]["by_subset"])
+    assert "strained" in subsets and "md-300K" in subsets
+    assert subsets == set(result["pfd"][-1]["by_subset"])
     assert json.loads((out / "results.json").read_text())["summary"]["ratio"] == ">1.0"
 
     again = data_efficiency.main([*args, "--sizes", "3", "6", "--steps", "60"])
