@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config", type=Path, help="the loop's YAML (overrides)")
     parser.add_argument("--test", type=Path, help="labelled held-out frames")
     parser.add_argument(
+        "--pool-run",
+        type=Path,
+        help="draw the from-scratch labels from this run's exploration instead "
+        "(an earlier run of the same YAML, whose pool is labelled already)",
+    )
+    parser.add_argument(
         "--sizes",
         type=int,
         nargs="+",
@@ -144,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     test = _test_set(args, out, labeler)
     results["test"] = {"frames": len(test), "subsets": _subsets(test)}
 
-    pool = _pool(run_dir, args.seed)
+    pool_run = args.pool_run or run_dir
+    results["pool_run"] = str(pool_run)
+    pool = _pool(pool_run, args.seed)
     needed = [n for n in sizes if n <= len(pool)]
     if len(needed) < len(sizes):
         print(f"the run's exploration has {len(pool)} frames: sizes above it skipped")

@@ -150,3 +150,28 @@ def test_launcher_prefixes_every_job(tmp_path: Path):
     (failed,) = db2.frames(status="failed")
     assert "cannot start the DFT job" in db2._db.get(id=failed.id).reason
     assert "no-such-mpirun" in db2._db.get(id=failed.id).reason
+
+
+def test_label_one_reads_back_its_frame_and_relabels_another(tmp_path: Path):
+    """A report's EOS job reused by name must not hand back another volume's label."""
+    from ase.calculators.emt import EMT
+
+    from pfd.label.runner import label_one
+
+    log = tmp_path / "calls.log"
+    labeler = _labeler("pfd.testing:CountingEMT", log=str(log))
+    jobdir = tmp_path / "dft" / "eos-0"
+    a = bulk("Cu", "fcc", 3.6, cubic=True)
+    b = a.copy()
+    b.set_cell(a.cell * 1.02, scale_atoms=True)  # the same key, another strain
+    first = label_one(labeler, a, jobdir)
+    again = label_one(labeler, a, jobdir)
+    assert len(log.read_text().splitlines()) == 1  # read back, not recomputed
+    assert again.get_potential_energy() == first.get_potential_energy()
+
+    other = label_one(labeler, b, jobdir)
+    assert len(log.read_text().splitlines()) == 2
+    b.calc = EMT()
+    assert abs(other.get_potential_energy() - b.get_potential_energy()) < 1e-8
+    kept = tmp_path / "dft" / "eos-0.replaced-1" / "output.extxyz"
+    assert kept.exists()  # the earlier DFT result is moved aside, not deleted

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
@@ -84,8 +85,15 @@ def label_one(
 ) -> Atoms:
     """Label one frame outside the run database (e.g. EOS points of a report).
 
-    The job directory keeps the result: called again, it is read back.
+    The job directory keeps the result: called again with the same frame, it is
+    read back. A job directory that holds another frame (the settings changed)
+    is moved aside to ``JOBDIR.replaced-N`` and the frame is labelled afresh.
     """
+    if jobdir.exists() and not _holds(jobdir, atoms):
+        k = 1
+        while jobdir.with_name(f"{jobdir.name}.replaced-{k}").exists():
+            k += 1
+        jobdir.rename(jobdir.with_name(f"{jobdir.name}.replaced-{k}"))
     if not (jobdir / "output.extxyz").exists():
         jobdir.mkdir(parents=True, exist_ok=True)
         (jobdir / "labeler.pkl").write_bytes(pickle.dumps(labeler))
@@ -96,6 +104,20 @@ def label_one(
     if result is None:
         raise LabelError(f"DFT job {jobdir} failed: {reason}")
     return result
+
+
+def _holds(jobdir: Path, atoms: Atoms) -> bool:
+    """Whether ``jobdir`` is (or has no input yet, so may become) ``atoms``' job."""
+    if not (jobdir / "input.extxyz").exists():
+        return not (jobdir / "output.extxyz").exists()
+    held = read(jobdir / "input.extxyz")
+    return (
+        len(held) == len(atoms)
+        and bool((held.numbers == atoms.numbers).all())
+        and bool((held.pbc == atoms.pbc).all())
+        and np.allclose(held.cell[:], atoms.cell[:], atol=1e-6)
+        and np.allclose(held.positions, atoms.positions, atol=1e-6)
+    )
 
 
 def label_frames(
