@@ -22,6 +22,10 @@ models are kept in ``OUT``: a rerun reuses them.
     # fast variant: EMT Cu as the reference, SevenNet-0 fine-tuned on it (no DFT)
     python benchmarks/data_efficiency.py emt
 
+``--pool-run RUN`` draws the from-scratch labels from another run's exploration
+(an earlier run of the same YAML, whose labels are made already): the loop and
+the pool then come from two runs of one recipe, which the results record.
+
 Without ``--pfd-run`` the loop is run first (``gpaw``: the Si example's
 ``pfd.yaml``, distillation and report off; ``emt``: an 8-atom Cu cell).
 """
