@@ -95,22 +95,12 @@ class ModelConfig(_Model):
         return data
 
 
-#: Starting learning rate of fine-tuning where neither the YAML nor the backend
-#: sets one.
-LEARNING_RATE = 0.002
-
-
 class FineTuneConfig(_Model):
     """How the foundation model is trained on the DFT frames (each iteration)."""
 
     epochs: int = Field(40, ge=1)
     batch_size: int = Field(4, ge=1)
-    learning_rate: float | None = Field(
-        None,
-        gt=0,
-        description="Adam's starting learning rate; default: the backend's own "
-        "(SevenNet 0.004, as sevenn's fine-tuning preset; the others 0.002).",
-    )
+    learning_rate: float = Field(0.002, gt=0)
     lr_decay: float = Field(
         0.95, gt=0, le=1, description="Per-epoch exponential decay."
     )
@@ -132,10 +122,6 @@ class FineTuneConfig(_Model):
         "replayed in MACE's multi-head fine-tuning so the model keeps what it knew; "
         "relative to the YAML.",
     )
-
-    def lr(self, default: float = LEARNING_RATE) -> float:
-        """The starting learning rate: the YAML's, else the backend's ``default``."""
-        return default if self.learning_rate is None else self.learning_rate
 
 
 class LabelerConfig(_Model):

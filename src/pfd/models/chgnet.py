@@ -255,7 +255,7 @@ class CHGNetBackend:
             "model": str(Path(model).resolve()),
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
-            "learning_rate": cfg.lr(),
+            "learning_rate": cfg.learning_rate,
             "lr_decay": cfg.lr_decay,
             "force_weight": cfg.force_weight,
             # pfd's stress_weight weighs stress in kBar (as SevenNet's loss does);

@@ -242,7 +242,7 @@ class DPABackend:
                 "batch_size": cfg.batch_size,
                 "numb_btch": 1,
             }
-        start = cfg.lr()
+        start = cfg.learning_rate
         job = {
             "model": params,
             "learning_rate": {

@@ -289,7 +289,7 @@ class MACEBackend:
             "--stress_weight", str(cfg.stress_weight * 100 if stress else 0.0),
             "--max_num_epochs", str(cfg.epochs),
             "--batch_size", str(cfg.batch_size),
-            "--lr", str(cfg.lr()),
+            "--lr", str(cfg.learning_rate),
             "--scheduler", "ExponentialLR",
             "--lr_scheduler_gamma", str(cfg.lr_decay),
             "--seed", str(seed),

@@ -41,11 +41,6 @@ SHIPPED = {
     "sevennet-mf-0": "SEVENNET_MF_0",
 }
 
-#: Fine-tuning's starting learning rate: sevenn's own preset (fine_tune.yaml).
-#: On the Si example's 18 labels it gives 0.029 eV/Å on held-out DFT frames,
-#: 0.002 gave 0.038 (benchmarks/README.md, "Fine-tuning learning rate").
-LEARNING_RATE = 0.004
-
 _EPOCH = re.compile(r"Epoch (\d+)/(\d+)")
 
 
@@ -195,7 +190,7 @@ class SevenNetBackend:
             "loss": "Huber",
             "loss_param": {"delta": 0.01},
             "optimizer": "adam",
-            "optim_param": {"lr": cfg.lr(LEARNING_RATE)},
+            "optim_param": {"lr": cfg.learning_rate},
             "scheduler": "exponentiallr",
             "scheduler_param": {"gamma": cfg.lr_decay},
             "force_loss_weight": cfg.force_weight,
