@@ -32,6 +32,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _survives_its_driver(driver: subprocess.Popen, pid: int) -> bool:
+    """SIGKILL ``driver``; whether ``pid`` is still alive 10 s later."""
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _alive(pid)
+
+
 def test_guarded_child_is_killed_with_its_driver():
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True
@@ -39,12 +49,7 @@ def test_guarded_child_is_killed_with_its_driver():
     child = int(driver.stdout.readline())
     time.sleep(0.5)  # the child is exec'd into its real command
     assert _alive(child)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child)
+    assert not _survives_its_driver(driver, child)
 
 
 def test_guarded_command_runs_and_reports_its_exit_code(tmp_path: Path):
@@ -121,16 +126,14 @@ def test_label_worker_still_calculating_dies_with_its_driver(tmp_path: Path):
     worker = None
     while worker is None and time.monotonic() < deadline:
         for pid in _children(driver.pid):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:  # exited meanwhile
+                continue
             if b"pfd.label.worker" in cmdline and b"pfd._proc" not in cmdline:
                 worker = pid
         time.sleep(0.1)
     assert worker is not None, "the label worker never started"
     time.sleep(2.0)  # imports done: the worker is inside the (hanging) calculation
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(worker)
+    assert not _survives_its_driver(driver, worker)
     assert not (jobdir / "output.extxyz").exists()
