@@ -481,9 +481,11 @@ def _print_subsets(results: dict) -> None:
         cells = []
         for subset in subsets:
             e = row.get("by_subset", {}).get(subset)
-            force = e and e["force_rmse_eV_A"]
-            energy = e and e["energy_rmse_eV_atom"]
-            cells.append("-" if force is None else f"{force:.3f} / {1000 * energy:.1f}")
+            if e is None:
+                cells.append("-")
+                continue
+            force, energy = e["force_rmse_eV_A"], 1000 * e["energy_rmse_eV_atom"]
+            cells.append(f"{force:.3f} / {energy:.1f}")
         print(f"{name:<16}" + "".join(f"{c:>15}" for c in cells))
 
 

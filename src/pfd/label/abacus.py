@@ -44,11 +44,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from pfd._proc import guarded
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
-from pfd.label.external import (
-    CodeLabeler,
-    job_env,
-    require_binary,
-)
+from pfd.label.external import CodeLabeler, job_env, require_binary
 from pfd.label.kpoints import check_kpoints, kpoint_grid
 from pfd.label.results import single_point
 

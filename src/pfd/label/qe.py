@@ -138,7 +138,6 @@ class QELabeler(CodeLabeler):
     env: dict[str, str] = field(default_factory=dict)
     code: str = "qe"
     default_command = DEFAULT_COMMAND
-    version_args = ()
     version_pattern = r"Program PWSCF\s+v\.(\S+)"
     looks_like = staticmethod(_looks_like_pw)
 

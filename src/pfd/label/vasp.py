@@ -100,7 +100,6 @@ class VaspLabeler(CodeLabeler):
     env: dict[str, str] = field(default_factory=dict)
     code: str = "vasp"
     default_command = DEFAULT_COMMAND
-    version_args = ()
     version_pattern = VERSION_PATTERN
     looks_like = staticmethod(_looks_like_vasp)
 
