@@ -16,44 +16,32 @@ def command(
         Path, typer.Argument(help="Labelled frames (extxyz or any ase.io).")
     ],
     backend: Annotated[
-        str,
-        typer.Option(help="Backend; 'deepmd' for a frozen student (.pb implies it)."),
-    ] = "sevennet",
+        str | None,
+        typer.Option(
+            help="Backend or student name (sevennet, chgnet, mace, dpa, deepmd) or "
+            "module:Class; default: the run directory's, else found from the file."
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the errors as JSON.")
     ] = None,
-    threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+    threads: Annotated[int, typer.Option(help="CPU threads of the model.")] = 2,
 ) -> None:
     import json
 
-    from ase.io import read
     from rich.console import Console
     from rich.table import Table
 
+    from pfd.calculators import load_calculator
     from pfd.errors import PFDError
     from pfd.evaluate import evaluate_by_subset
-    from pfd.models import backend_by_name
 
-    if not data.is_file():
-        raise PFDError(f"data file '{data}' not found")
-    try:
-        frames = read(data, ":")
-    except Exception as err:
-        raise PFDError(f"cannot read labelled frames from '{data}': {err}") from err
-    frames = [a for a in frames if a.calc is not None and "energy" in a.calc.results]
-    if not frames:
-        raise PFDError(f"'{data}' holds no frames with energies and forces")
-    symbols = {s for a in frames for s in a.get_chemical_symbols()}
-    if backend == "deepmd" or model.endswith(".pb"):
-        from pfd.distill import student_calculator
-
-        path = Path(model)
-        calc = student_calculator(path, sorted(symbols))
-    else:
-        ff = backend_by_name(backend, threads=threads)
-        path = ff.resolve(model)
-        ff.check_elements(path, symbols)
-        calc = ff.calculator(path)
+    if threads < 1:
+        raise PFDError(f"--threads {threads}: give 1 or more CPU threads")
+    frames = _labelled_frames(data)
+    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    calc = load_calculator(model, threads=threads, type_map=symbols, backend=backend)
+    path = Path(model) if Path(model).exists() else model
     result = evaluate_by_subset(frames, calc)
     payload = {"model": str(path), "data": str(data)} | {
         k: v.as_dict() for k, v in result.items()
@@ -84,3 +72,38 @@ def command(
     Console().print(table)
     if output:
         typer.echo(f"errors written to {output}")
+
+
+def _labelled_frames(data: Path) -> list:
+    """The frames of ``data`` with an energy and forces to compare with."""
+    from ase.io import read
+
+    from pfd.errors import PFDError
+
+    if not data.is_file():
+        raise PFDError(f"data file '{data}' not found")
+    try:
+        frames = read(data, ":")
+    except Exception as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise PFDError(
+            f"cannot read labelled frames from '{data}' ({reason}); give an extxyz "
+            "(or any ase.io format) with energies and forces"
+        ) from err
+    results = [a.calc.results if a.calc is not None else {} for a in frames]
+    usable = [
+        a
+        for a, r in zip(frames, results, strict=True)
+        if {"energy", "forces"} <= set(r)
+    ]
+    if usable:
+        return usable
+    if any("energy" in r for r in results):
+        raise PFDError(
+            f"'{data}' holds energies but no forces; pfd test compares forces too: "
+            "give frames labelled with forces (extxyz with a forces column)"
+        )
+    raise PFDError(
+        f"'{data}' holds no frames with energies and forces; give labelled frames "
+        "(e.g. a run's dft.extxyz)"
+    )

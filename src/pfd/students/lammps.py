@@ -1,0 +1,84 @@
+"""A ready-to-run LAMMPS input for a student: NVT of a large supercell."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ase import Atoms
+from ase.io import write
+
+LAMMPS_INPUT = """\
+# NVT MD of {natoms} atoms with the distilled {student} student.
+# Run: lmp -in in.lammps            (shorter: lmp -var STEPS 100 -in in.lammps)
+variable        STEPS index {steps}
+variable        TEMP index {temperature:g}
+units           metal
+boundary        {boundary}
+atom_style      atomic
+read_data       conf.lmp
+{pair_lines}
+timestep        {timestep_ps:g}
+velocity        all create ${{TEMP}} {seed} mom yes rot yes dist gaussian
+fix             nvt all nvt temp ${{TEMP}} ${{TEMP}} {tdamp_ps:g}
+thermo_style    custom step temp pe ke etotal press vol
+thermo          {thermo}
+run             ${{STEPS}}
+"""
+
+
+def lammps_binary() -> str | None:
+    """``lmp`` on PATH or next to this Python (deepmd-kit[lmp] in a venv)."""
+    found = shutil.which("lmp")
+    beside = Path(sys.executable).parent / "lmp"
+    return found or (str(beside) if beside.is_file() else None)
+
+
+def write_lammps_input(
+    atoms: Atoms,
+    student,
+    model: Path,
+    type_map: list[str],
+    out: Path,
+    *,
+    natoms: int = 1000,
+    temperature_K: float = 300.0,
+    timestep_fs: float = 1.0,
+    seed: int = 0,
+) -> Path:
+    """``in.lammps`` and ``conf.lmp`` in ``out``: NVT of ~``natoms`` with ``model``.
+
+    ``student`` gives the pair lines (:meth:`pfd.students.Student.lammps_pair_lines`).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    system = atoms.copy()
+    periodic = bool(all(atoms.pbc))
+    if periodic:
+        system = system.repeat(max(1, round((natoms / len(atoms)) ** (1 / 3))))
+    else:
+        system.center(vacuum=10.0)
+    system.info = {}
+    write(
+        out / "conf.lmp",
+        system,
+        format="lammps-data",
+        specorder=type_map,
+        masses=True,
+        atom_style="atomic",
+    )
+    text = LAMMPS_INPUT.format(
+        natoms=len(system),
+        student=student.name,
+        steps=10000,
+        temperature=temperature_K,
+        boundary="p p p" if periodic else "s s s",
+        pair_lines="\n".join(student.lammps_pair_lines([os.path.relpath(model, out)])),
+        timestep_ps=timestep_fs / 1000,
+        seed=seed + 4928459,
+        tdamp_ps=100 * timestep_fs / 1000,
+        thermo=100,
+    )
+    (out / "in.lammps").write_text(text)
+    return out / "in.lammps"

@@ -1,0 +1,208 @@
+"""Teacher data for distillation: MD with the teacher over conditions wider than
+fine-tuning explored, sampled frames labelled by it, plus rattled copies.
+
+One file per trajectory (``md/NNN.extxyz``, then its record ``md/NNN.json``),
+so a killed generation resumes with the trajectories it had not finished. The
+trajectories run side by side as ``md`` tasks of a :class:`pfd.execute.Executor`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.io import read
+
+from pfd.config import DistillConfig, ExploreConfig
+from pfd.db import write_frames_atomic, write_json_atomic
+from pfd.errors import PFDError
+from pfd.explore import MDTask, cached_calculator, labelled_by, plan_md, run_md
+from pfd.progress import Reporter
+from pfd.structures import perturb
+
+_GENERATION = (
+    "temperatures_K",
+    "pressures_bar",
+    "supercells",
+    "steps",
+    "sample_every",
+    "rattles_per_frame",
+    "rattle_A",
+    "rattle_strain",
+)
+
+
+def check_settings(work: Path, cfg: DistillConfig) -> None:
+    """Teacher data of one work directory comes from one set of MD settings."""
+    path = work / "settings.json"
+    new = {k: v for k, v in cfg.model_dump(mode="json").items() if k in _GENERATION}
+    if path.exists():
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in new if old.get(k) != new[k])
+        if changed:
+            raise PFDError(
+                f"distill settings {', '.join(changed)} changed since the teacher "
+                f"data in '{work}' was made; restore them, or delete '{work}' to "
+                "generate it again"
+            )
+    write_json_atomic(path, new)
+
+
+def md_settings(cfg: DistillConfig, explore: ExploreConfig) -> ExploreConfig:
+    """The exploration settings of the teacher's MD (wider than fine-tuning)."""
+    temps = cfg.temperatures_K
+    if temps is None:
+        base = explore.temperatures_K or [r.stop_K for r in explore.ramps]
+        temps = sorted({0.5 * min(base), *base, 1.2 * max(base)})
+    pressures = cfg.pressures_bar
+    if pressures is None:
+        pressures = [None, *(p for p in explore.pressures_bar if p is not None)]
+    return explore.model_copy(
+        update={
+            "temperatures_K": [float(t) for t in temps],
+            "pressures_bar": pressures,
+            "ramps": explore.ramps,
+            "steps": cfg.steps,
+            "sample_every": cfg.sample_every,
+        }
+    )
+
+
+def supercells(structures: list[Atoms], cfg: DistillConfig) -> list[Atoms]:
+    """Each structure at each supercell size (non-periodic ones as they are)."""
+    out = []
+    for atoms in structures:
+        sizes = cfg.supercells if all(atoms.pbc) else [(1, 1, 1)]
+        for size in dict.fromkeys(tuple(s) for s in sizes):
+            big = atoms.repeat(size)
+            big.info = dict(atoms.info) | {
+                "structure": len(out),
+                "supercell": "x".join(map(str, size)),
+            }
+            out.append(big)
+    return out
+
+
+def generate(
+    teacher: Callable[[], Calculator],
+    structures: list[Atoms],
+    cfg: DistillConfig,
+    explore: ExploreConfig,
+    seed: int,
+    work: Path,
+    report: Reporter,
+    executor=None,
+) -> list[Atoms]:
+    """Teacher MD over the distillation's conditions; one file per trajectory.
+
+    The trajectories run side by side as ``md`` tasks of ``executor`` (default:
+    a local pool of ``cfg.workers`` processes, each with its share of threads).
+    """
+    systems = supercells(structures, cfg)
+    settings = md_settings(cfg, explore)
+    tasks = plan_md(systems, settings, seed=seed * 1000 + 999)
+    md_dir = work / "md"
+    md_dir.mkdir(exist_ok=True)
+    todo = [k for k in range(len(tasks)) if not (md_dir / f"{k:03d}.json").exists()]
+    if todo:
+        own = executor is None
+        workers = min(len(todo), cfg.workers or os.cpu_count() or 1)
+        if own:
+            from pfd.execute import LocalExecutor
+
+            executor = LocalExecutor(1, workers)
+        else:
+            workers = executor.slots("md")
+        report.info(
+            f"distill: teacher MD, {len(todo)} of {len(tasks)} trajectories to run "
+            f"({workers} side by side), {settings.steps} steps each"
+        )
+        jobs = {k: (systems[tasks[k].structure], tasks[k]) for k in todo}
+        try:
+            _teacher_md(
+                _share(teacher, workers), jobs, settings, cfg, md_dir, report, executor
+            )
+        finally:
+            if own:
+                executor.close()
+    frames: list[Atoms] = []
+    for k in range(len(tasks)):
+        path = md_dir / f"{k:03d}.extxyz"
+        if path.stat().st_size:
+            frames.extend(read(path, ":"))
+    return frames
+
+
+def _share(teacher: Callable[[], Calculator], workers: int) -> Callable[[], Calculator]:
+    """A recipe with a threads field gets its share of them per worker."""
+    if is_dataclass(teacher) and hasattr(teacher, "threads"):
+        return replace(teacher, threads=max(1, teacher.threads // workers))
+    return teacher
+
+
+def _teacher_md(
+    teacher: Callable[[], Calculator],
+    jobs: dict[int, tuple[Atoms, MDTask]],
+    settings: ExploreConfig,
+    cfg: DistillConfig,
+    md_dir: Path,
+    report: Reporter,
+    executor,
+) -> None:
+    """Submit every trajectory, write each one's frames and record as it ends."""
+    futures = {
+        k: executor.submit("md", teacher_job, teacher, atoms, task, settings, cfg)
+        for k, (atoms, task) in jobs.items()
+    }
+    with report.bar("teacher MD", len(futures)) as update:
+        for done, (k, future) in enumerate(futures.items(), start=1):
+            frames, record = future.result()
+            write_frames_atomic(md_dir / f"{k:03d}.extxyz", frames)
+            write_json_atomic(md_dir / f"{k:03d}.json", record)
+            note = f", stopped at {record['stopped']}" if record["stopped"] else ""
+            report.info(
+                f"  teacher MD {record['label']}: {record['frames']} frames in "
+                f"{record['seconds']:.0f} s{note}"
+            )
+            update(done)
+
+
+def teacher_job(
+    make_calc: Callable[[], Calculator],
+    atoms: Atoms,
+    task: MDTask,
+    settings: ExploreConfig,
+    cfg: DistillConfig,
+) -> tuple[list[Atoms], dict[str, Any]]:
+    """One teacher trajectory with labelled frames, plus rattled copies of them."""
+    t0 = time.perf_counter()
+    calc = cached_calculator(make_calc)
+    traj = run_md(atoms, calc, task, settings, label=True)
+    rng = np.random.default_rng(task.seed + 1)
+    frames = []
+    for frame in traj.frames:
+        frame.info["supercell"] = atoms.info.get("supercell", "1x1x1")
+        frames.append(frame)
+        for r in range(cfg.rattles_per_frame):
+            copy = perturb(frame, rng, cfg.rattle_A, cfg.rattle_strain)
+            copy.info = dict(frame.info) | {"source": f"{frame.info['source']} r{r}"}
+            copy.calc = calc
+            labels = labelled_by(copy)  # one teacher call
+            copy.calc = labels
+            frames.append(copy)
+    record = {
+        "label": f"{task.label} {atoms.info.get('supercell', '1x1x1')}",
+        "frames": len(frames),
+        "stopped": traj.stopped,
+        "steps_done": traj.steps_done,
+        "seconds": time.perf_counter() - t0,
+    }
+    return frames, record
