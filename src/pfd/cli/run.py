@@ -28,9 +28,9 @@ def command(
         cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
     report = Reporter(quiet=quiet)
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
-        from pfd.distill import require_deepmd
+        from pfd.distill import require_student
 
-        require_deepmd()
+        require_student()
     with timed_phase(cfg.run_dir, "finetune"):
         run_finetune(cfg, report)
     if cfg.distill.enabled:
