@@ -10,6 +10,9 @@ the driver has other threads (the labelling pool, numba, torch).
 A DFT job whose result is in hand should not lose it in the milliseconds it
 takes to write it: label workers are guarded with ``SIGTERM`` instead, which
 kills them at once (its default action) except inside :func:`finish_first`.
+
+Python worker processes (the MD pool of :mod:`pfd.execute`) call
+:func:`die_with_parent` themselves, as their pool's initializer.
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(
+    death_signal: int = signal.SIGKILL, parent: int | None = None
+) -> None:
+    """Ask Linux to send ``death_signal`` to this process when its parent dies (a
+    no-op elsewhere); exit at once if ``parent`` (its expected pid) is already gone.
+
+    Linux sends it when the *thread* that started this process ends: start such
+    processes from a thread that lives as long as they should (the main thread).
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(death_signal))
+    if parent is not None and os.getppid() != parent:  # died before we asked
+        os._exit(1)
 
 
 def guarded(cmd: list[str], death_signal: int = signal.SIGKILL) -> list[str]:
@@ -111,10 +131,7 @@ def run_logged(
 
 def main(argv: list[str]) -> int:  # pragma: no cover - replaced by exec
     parent, death_signal, cmd = int(argv[0]), int(argv[1]), argv[2:]
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, death_signal)
-    if os.getppid() != parent:  # the driver died before we asked
-        return 1
+    die_with_parent(death_signal, parent)
     try:
         os.execvp(cmd[0], cmd)
     except OSError as err:

@@ -10,14 +10,18 @@ Parsl's retries when a worker dies.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
+import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from pfd._proc import die_with_parent
 from pfd.config import ExecutionConfig
 from pfd.errors import PFDError
 
@@ -25,7 +29,11 @@ KINDS = ("dft", "md", "train")
 
 
 class Executor(Protocol):
-    """Runs a picklable function as a task of a kind (``dft``, ``md``, ``train``)."""
+    """Runs a picklable function as a task of a kind (``dft``, ``md``, ``train``).
+
+    Every side-by-side job of pfd (DFT labels, MD, teacher MD, report DFT) goes
+    through one; steps take it as an argument, the caller chooses and closes it.
+    """
 
     name: str
 
@@ -39,11 +47,17 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Threads for DFT jobs (each starts its own process), spawned processes for MD."""
+    """Threads for DFT jobs (each starts its own process), spawned processes for
+    MD when ``md_workers > 1`` (else one thread), one thread for trainings.
+
+    The MD worker processes die with the driver (even by SIGKILL, on Linux): a
+    resumed run must not find the last run's trajectories still computing.
+    Usable as a context manager (closed on exit).
+    """
 
     name = "local"
 
-    def __init__(self, dft_workers: int, md_workers: int) -> None:
+    def __init__(self, dft_workers: int = 1, md_workers: int = 1) -> None:
         self.workers = {
             "dft": max(1, dft_workers),
             "md": max(1, md_workers),
@@ -54,10 +68,7 @@ class LocalExecutor:
     def _pool(self, kind: str):
         if kind not in self._pools:
             if kind == "md" and self.workers["md"] > 1:
-                ctx = multiprocessing.get_context("spawn")
-                self._pools[kind] = ProcessPoolExecutor(
-                    self.workers["md"], mp_context=ctx
-                )
+                self._pools[kind] = process_pool(self.workers["md"])
             else:
                 self._pools[kind] = ThreadPoolExecutor(self.workers[kind])
         return self._pools[kind]
@@ -72,6 +83,40 @@ class LocalExecutor:
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
         self._pools.clear()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned Python processes that die with this one.
+
+    Each asks for SIGKILL when the thread that started it ends (pools start
+    their workers on the first submissions: submit from the main thread). The
+    resource tracker multiprocessing starts beside them ends by itself once the
+    driver and these workers, which hold its pipe, are gone.
+    """
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(signal.SIGKILL, os.getpid()),
+    )
+
+
+@contextlib.contextmanager
+def given_or_local(
+    executor: Executor | None, *, dft_workers: int = 1, md_workers: int = 1
+) -> Iterator[Executor]:
+    """``executor``, or a :class:`LocalExecutor` of these sizes for the block."""
+    if executor is not None:
+        yield executor
+        return
+    with LocalExecutor(dft_workers, md_workers) as local:
+        yield local
 
 
 class ParslExecutor:
@@ -120,6 +165,12 @@ class ParslExecutor:
 
     def close(self) -> None:
         self.dfk.cleanup()
+
+    def __enter__(self) -> ParslExecutor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def load_parsl_config(spec: str | None):
@@ -170,8 +221,8 @@ def load_parsl_config(spec: str | None):
 
 def make_executor(
     cfg: ExecutionConfig, run_dir: Path, dft_workers: int, md_workers: int
-):
-    """The executor for ``execution.engine``."""
+) -> Executor:
+    """The executor for ``execution.engine`` (local: pools of these sizes)."""
     if cfg.engine == "parsl":
         return ParslExecutor(cfg, run_dir)
     return LocalExecutor(dft_workers, md_workers)

@@ -7,11 +7,8 @@ and keeps the frames before it.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +19,7 @@ from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from pfd.config import ExploreConfig, GuardConfig
+from pfd.execute import Executor, given_or_local
 from pfd.structures import perturb, too_close
 
 
@@ -187,30 +185,22 @@ def explore(
     seed: int,
     on_trajectory: Callable[[Trajectory], None] | None = None,
     workers: int = 1,
-    submit: Callable[..., Future] | None = None,
+    executor: Executor | None = None,
 ) -> list[Trajectory]:
-    """Run every planned trajectory; the result does not depend on ``workers``.
+    """Run every planned trajectory as an ``md`` task of ``executor``; the result
+    does not depend on where or how many side by side they run.
 
-    With ``workers > 1`` trajectories run in that many spawned processes, each
-    with its own calculator from ``make_calc`` (which must be picklable). Small
-    cells run faster this way than one trajectory on several threads.
+    Without an executor, a :class:`~pfd.execute.LocalExecutor` of ``workers``
+    MD processes is made for the call: each builds its own calculator from
+    ``make_calc`` (which must be picklable). Small cells run faster this way
+    than one trajectory on several threads.
     """
     tasks = plan_md(structures, cfg, seed)
     out: list[Trajectory] = []
-    with contextlib.ExitStack() as stack:
-        if submit is None:  # no executor given: a pool of our own
-            if workers > 1 and len(tasks) > 1:
-                ctx = multiprocessing.get_context("spawn")
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            else:
-                pool = ThreadPoolExecutor(max_workers=1)
-            stack.enter_context(pool)
-
-            def submit(_kind, fn, *args):
-                return pool.submit(fn, *args)
-
+    size = workers if len(tasks) > 1 else 1
+    with given_or_local(executor, md_workers=size) as runner:
         futures = [
-            submit("md", _md_job, make_calc, structures[t.structure], t, cfg)
+            runner.submit("md", _md_job, make_calc, structures[t.structure], t, cfg)
             for t in tasks
         ]
         for future in futures:

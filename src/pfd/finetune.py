@@ -197,7 +197,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
                 max_attempts=cfg.max_attempts,
                 launcher=cfg.launcher,
                 on_done=lambda done, _total: update(done),
-                submit=ctx.executor.submit if ctx.executor else None,
+                executor=ctx.executor,
             )
         ctx.report.info(
             f"iteration {iteration}: {stats.labelled} labelled, {stats.failed} failed"
@@ -354,7 +354,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
                 seed,
                 on_trajectory=log,
                 workers=workers,
-                submit=ctx.executor.submit if ctx.executor else None,
+                executor=ctx.executor,
             )
             frames = [f for t in trajs for f in t.frames]
             stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from ase.io import read, write
 from pfd._proc import guarded
 from pfd.db import RunDB
 from pfd.errors import LabelError
+from pfd.execute import Executor, given_or_local
 from pfd.label import Labeler
 
 SINGLE_THREAD_ENV = {
@@ -126,12 +127,12 @@ def label_frames(
     iteration: int,
     jobs_root: Path,
     *,
-    workers: int,
+    workers: int = 1,
     timeout_s: float | None,
     max_attempts: int,
     launcher: str | None = None,
     on_done: Callable[[int, int], None] | None = None,
-    submit: Callable[..., Future] | None = None,
+    executor: Executor | None = None,
 ) -> LabelStats:
     """Label every pending frame of ``iteration``, retrying failures up to a limit."""
     settings = labeler.settings()
@@ -142,8 +143,8 @@ def label_frames(
         if not pending:
             return stats
         total = len(pending)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            run = submit or (lambda _kind, fn, *args: pool.submit(fn, *args))
+        # each job a "dft" task; default: a pool of ``workers`` threads here
+        with given_or_local(executor, dft_workers=workers) as runner:
             futures = {}
             for frame in pending:
                 jobdir = jobs_root / frame.uid
@@ -155,7 +156,8 @@ def label_frames(
                 atoms = frame.atoms.copy()
                 atoms.info = {"uid": frame.uid}
                 write(jobdir / "input.extxyz", atoms)
-                futures[run("dft", run_job, jobdir, timeout_s, launcher)] = frame
+                job = runner.submit("dft", run_job, jobdir, timeout_s, launcher)
+                futures[job] = frame
             for done, future in enumerate(as_completed(futures), start=1):
                 frame = futures[future]
                 result, reason = future.result()
