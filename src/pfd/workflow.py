@@ -1,0 +1,98 @@
+"""The whole workflow, and fine-tuning on frames, as plain functions for a notebook.
+
+``run(config)`` does what ``pfd run`` does: fine-tuning loop, distillation,
+report, each resumable from the run directory. ``finetune(frames, ...)`` is the
+loop's training step alone: labelled frames in, a model file out, no run
+directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ase import Atoms
+
+from pfd.config import FineTuneConfig, ModelConfig, RunConfig, load_config
+from pfd.layout import RunLayout
+from pfd.progress import Reporter
+
+
+@dataclass
+class RunResult:
+    """Where a finished run left its products."""
+
+    run_dir: Path
+    converged: bool
+    n_labels: int
+    teacher: Path
+    student: Path | None
+    report: Path | None
+
+
+def run(config: RunConfig | str | Path, report: Reporter | None = None) -> RunResult:
+    """Run (or resume) fine-tuning, distillation and the report of one config."""
+    from pfd.finetune import run_finetune
+    from pfd.state import timed_phase
+
+    cfg = config if isinstance(config, RunConfig) else load_config(config)
+    report = report or Reporter()
+    if cfg.distill.enabled:  # before hours of fine-tuning, not after
+        from pfd.distill import require_student
+
+        require_student()
+    with timed_phase(cfg.run_dir, "finetune"):
+        state = run_finetune(cfg, report)
+    layout = RunLayout(Path(cfg.run_dir))
+    student = report_page = None
+    if cfg.distill.enabled:
+        from pfd.distill import run_distill
+
+        with timed_phase(cfg.run_dir, "distill"):
+            student = run_distill(cfg, report).model
+    if cfg.report.enabled:
+        from pfd.report import write_report
+
+        with timed_phase(cfg.run_dir, "report"):
+            report_page = write_report(cfg, report)
+    from pfd.db import LABELLED, RunDB
+
+    return RunResult(
+        run_dir=layout.root,
+        converged=state.converged,
+        n_labels=RunDB(layout.db).count(status=LABELLED),
+        teacher=layout.final_model,
+        student=student,
+        report=report_page,
+    )
+
+
+def finetune(
+    frames: list[Atoms],
+    workdir: str | Path,
+    model: ModelConfig | None = None,
+    settings: FineTuneConfig | None = None,
+    seed: int = 0,
+) -> Path:
+    """Fine-tune ``model`` (default SevenNet-0) on DFT-labelled ``frames``.
+
+    As one iteration of the loop does: per-element reference energies refitted
+    to the frames' energy zero first (``settings.refit_e0``), a tenth of the
+    frames (at least 2, once there are 10) held out to pick the best epoch.
+    Returns the path of the fine-tuned model file, in ``workdir``.
+    """
+    from pfd.finetune import split_frames
+    from pfd.models import make_backend
+
+    model = model or ModelConfig()
+    settings = settings or FineTuneConfig()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    backend = make_backend(model)
+    start = backend.resolve(model.checkpoint)
+    symbols = {s for atoms in frames for s in atoms.get_chemical_symbols()}
+    backend.check_elements(start, symbols)
+    if settings.refit_e0:
+        start = backend.refit_e0(start, frames, workdir / "e0_refit.pth")
+    train, valid = split_frames(frames, seed, 1)
+    return backend.fine_tune(start, train, valid, workdir / "train", settings, seed)
