@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+
+from pfd.logs import TerminalStream
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,10 +18,14 @@ from rich.progress import (
 
 
 class Reporter:
-    """Prints progress to a rich console (plain text when not a terminal)."""
+    """Prints progress to a rich console (plain text when not a terminal).
+
+    The default console writes to the terminal even while third-party output
+    is sent to a log file (:func:`pfd.logs.third_party_to`).
+    """
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True, log_path=False)
+        self.console = console or Console(file=TerminalStream(), log_path=False)
         self.quiet = quiet
 
     def info(self, message: str) -> None:
