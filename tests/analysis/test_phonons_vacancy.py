@@ -1,0 +1,37 @@
+"""Phonons and vacancy of EMT Cu: acoustic modes vanish at Γ, E_f in range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from pfd.analysis import phonon_bands, vacancy_energy, vacancy_formation
+from pfd.config import PhononReportConfig, VacancyReportConfig
+
+CU = bulk("Cu", "fcc", 3.6, cubic=True)
+
+
+def test_acoustic_phonons_vanish_at_gamma():
+    bands = phonon_bands(EMT(), CU, PhononReportConfig(supercell=(2, 2, 2), npoints=20))
+    gamma = np.abs(bands.gamma_THz)
+    assert len(gamma) == 3  # bands of the primitive cell phonopy found (1 atom)
+    assert bands.acoustic_gamma_THz < 0.05
+    assert bands.labels[0] == "G"
+    assert bands.max_THz == pytest.approx(7.9, abs=1.0)
+
+
+def test_vacancy_formation_energy_is_positive_and_relaxation_lowers_it():
+    result = vacancy_energy(EMT(), CU.repeat(2), fmax=0.05)
+    assert 0.5 < result.relaxed_eV < result.unrelaxed_eV < 2.0
+    assert len(result.relaxed) == 31
+    assert set(result.to_dict()) == {"natoms", "unrelaxed_eV", "relaxed_eV"}
+
+
+def test_vacancy_skips_alloys_unless_a_species_is_named():
+    alloy = bulk("Cu", "fcc", 3.6, cubic=True)
+    alloy.symbols[0] = "Au"
+    assert vacancy_formation(EMT, alloy, VacancyReportConfig(min_atoms=4)) is None
+    named = VacancyReportConfig(species="Au", min_atoms=4, fmax_eV_A=0.1)
+    assert vacancy_formation(EMT, alloy, named).natoms == 4
