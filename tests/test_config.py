@@ -69,16 +69,19 @@ def test_resume_checks_physics_not_how_jobs_run(make_config, tmp_path):
     from pfd.state import CONFIG, prepare_run_dir
 
     config = load_config(make_config())
-    run_dir = prepare_run_dir(config)
+    assert prepare_run_dir(config) is False
+    run_dir = config.run_dir
     # a run directory written before newer keys existed still resumes
     recorded = json.loads((run_dir / CONFIG).read_text())
     del recorded["labeler"]["launcher"], recorded["distill"]
     (run_dir / CONFIG).write_text(json.dumps(recorded))
     labeler = config.labeler.model_copy(update={"workers": 7, "timeout_s": 60.0})
-    prepare_run_dir(config.model_copy(update={"labeler": labeler}))
+    prepare_run_dir(config.model_copy(update={"labeler": labeler}), n_labelled=3)
     physics = config.labeler.model_copy(update={"parameters": {"asap_cutoff": True}})
     with pytest.raises(PFDError, match=r"'labeler.parameters' cannot change"):
-        prepare_run_dir(config.model_copy(update={"labeler": physics}))
+        prepare_run_dir(config.model_copy(update={"labeler": physics}), n_labelled=3)
+    # no frame labelled yet: the labeller may still be fixed
+    assert prepare_run_dir(config.model_copy(update={"labeler": physics})) is True
 
 
 def test_each_backend_has_its_default_checkpoint():

@@ -29,6 +29,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 from ase.io import write
 
+from pfd.errors import PFDError
+
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
 
 
@@ -43,6 +45,7 @@ class Frame:
     status: str
     attempts: int
     atoms: Atoms
+    source: str = ""
 
 
 class RunDB:
@@ -77,13 +80,7 @@ class RunDB:
 
     def set_label(self, row_id: int, result: Atoms, settings: dict[str, Any]) -> None:
         """Store a successful label (the result must carry energy and forces)."""
-        calc = result.calc
-        results = {"energy": calc.results["energy"], "forces": calc.results["forces"]}
-        for key in ("stress", "free_energy"):
-            if key in calc.results:
-                results[key] = calc.results[key]
-        atoms = self._db.get_atoms(id=row_id)
-        atoms.calc = SinglePointCalculator(atoms, **results)
+        atoms = with_label(self._db.get_atoms(id=row_id), result)
         row = self._db.get(id=row_id)
         self._db.update(
             row_id,
@@ -103,6 +100,20 @@ class RunDB:
             attempts=row.attempts + 1,
             reason=reason[:500],
         )
+
+    def reset_failed(self) -> int:
+        """Make every failed frame pending again with no attempts (new settings)."""
+        rows = [row for row in self._db.select() if row.status != LABELLED]
+        rows = [row for row in rows if row.status == FAILED or row.attempts]
+        for row in rows:
+            self._db.update(row.id, status=PENDING, attempts=0)
+        return len(rows)
+
+    def add_row(
+        self, atoms: Atoms, key_value_pairs: dict[str, Any], data: dict | None = None
+    ) -> int:
+        """Insert a frame as it is (with its label if ``atoms`` carries one)."""
+        return self._db.write(atoms, key_value_pairs=key_value_pairs, data=data or {})
 
     # -- reading -----------------------------------------------------------
     def get(self, uid: str) -> Frame | None:
@@ -138,6 +149,21 @@ class RunDB:
     def count(self, **query: Any) -> int:
         return self._db.count(**query)
 
+    def uids(self) -> set[str]:
+        return {row.uid for row in self._db.select()}
+
+    def rows(self) -> list[Any]:
+        """Every row as ASE stores it (atoms, key-value pairs, data), oldest first."""
+        return list(self._db.select())
+
+    def failure_reasons(self, iteration: int) -> list[tuple[str, int]]:
+        """Why the failed frames of ``iteration`` failed, most frequent first."""
+        counts: dict[str, int] = {}
+        for row in self._db.select(iteration=iteration, status=FAILED):
+            reason = row.get("reason", "unknown")
+            counts[reason] = counts.get(reason, 0) + 1
+        return sorted(counts.items(), key=lambda kv: -kv[1])
+
     def integrity_ok(self) -> bool:
         with sqlite3.connect(self.path) as con:
             return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -162,7 +188,37 @@ class RunDB:
             status=row.status,
             attempts=row.get("attempts", 0),
             atoms=atoms,
+            source=row.get("source", ""),
         )
+
+
+def with_label(atoms: Atoms, result: Atoms) -> Atoms:
+    """``atoms`` with ``result``'s energy, forces (stress, free energy) as stored."""
+    calc = result.calc
+    results = {"energy": calc.results["energy"], "forces": calc.results["forces"]}
+    for key in ("stress", "free_energy"):
+        if key in calc.results:
+            results[key] = calc.results[key]
+    atoms = atoms.copy()
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
+def open_db(path: Path) -> RunDB:
+    """The run's database, checked: a damaged file is named with the way out."""
+    try:
+        db = RunDB(path)
+        with sqlite3.connect(path) as con:
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise sqlite3.DatabaseError(check)
+        db.count()
+    except sqlite3.DatabaseError as err:
+        raise PFDError(
+            f"the run database '{path}' is damaged ({err}); run 'pfd recover "
+            f"{path.parent}' to rebuild it from the DFT job directories in label/"
+        ) from err
+    return db
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -24,21 +24,30 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.io import read, write
+from ase.io import read
 
 from pfd.config import FineTuneConfig, ModelConfig, RunConfig
-from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
+from pfd.db import FAILED, LABELLED, RunDB, open_db, write_frames_atomic
 from pfd.errors import PFDError
 from pfd.evaluate import evaluate
 from pfd.execute import Executor, make_executor
 from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
 from pfd.label.runner import label_frames
+from pfd.layout import RunLayout
 from pfd.models import CalculatorFactory, ForceFieldBackend, make_backend
 from pfd.progress import Reporter
+from pfd.recover import check_no_loss, missing_labels, rebuild_db
+from pfd.recover import export_dft as export_dft_file
 from pfd.select import filter_frames, select_frames
-from pfd.state import DB, IterationRecord, RunState, prepare_run_dir
-from pfd.structures import perturb, read_structures
+from pfd.state import (
+    IterationRecord,
+    RunState,
+    file_digest,
+    make_run_dir,
+    prepare_run_dir,
+)
+from pfd.structures import perturb, read_structures, structures_digest
 
 
 @dataclass
@@ -66,18 +75,57 @@ def setup(config: RunConfig, report: Reporter) -> Context:
     backend.check_elements(foundation, symbols)
     labeler = make_labeler(config.labeler)
     labeler.check(symbols)
-    run_dir = prepare_run_dir(config)
+    layout = RunLayout(config.run_dir)
+    db = open_run_dir(config, layout, structures, foundation, report)
     return Context(
         config=config,
-        run_dir=run_dir,
-        db=RunDB(run_dir / DB),
-        state=RunState.load(run_dir),
+        run_dir=layout.root,
+        db=db,
+        state=RunState.load(layout.root),
         structures=structures,
         backend=backend,
         foundation=foundation,
         labeler=labeler,
         report=report,
     )
+
+
+def open_run_dir(
+    config: RunConfig,
+    layout: RunLayout,
+    structures: list[Atoms],
+    foundation: Path,
+    report: Reporter,
+) -> RunDB:
+    """Check the run directory's files, then record the config (nothing half-done).
+
+    A database that lacks DFT results its job directories hold (deleted, or
+    from a backup) is rebuilt from them with a warning; labels are never lost.
+    """
+    make_run_dir(layout.root)
+    RunState.load(layout.root)  # a damaged state.json stops here, before any write
+    db = open_db(layout.db)
+    missing = missing_labels(layout, db)
+    n_labelled = db.count(status=LABELLED) + len(missing)
+    if not missing:
+        check_no_loss(layout, n_labelled)
+    inputs = {"structures": structures_digest(structures)}
+    if foundation.is_file():
+        inputs["model.checkpoint"] = file_digest(foundation)
+    changed = prepare_run_dir(config, inputs=inputs, n_labelled=n_labelled)
+    if missing:
+        found = rebuild_db(layout, config.labeler.max_attempts)
+        report.console.print(
+            f"Warning: {layout.db} lacked {len(missing)} DFT results that label/ "
+            f"holds; rebuilt it from the job directories ({found.labelled} labelled, "
+            f"{found.failed} failed, {found.pending} pending frames)"
+            + (f"; the old file is {found.backup.name}" if found.backup else "")
+        )
+        db = open_db(layout.db)
+        check_no_loss(layout, db.count(status=LABELLED))
+    if changed and (n := db.reset_failed()):
+        report.info(f"labeler settings changed: {n} failed frames are tried again")
+    return db
 
 
 def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
@@ -111,7 +159,7 @@ def _loop(ctx: Context) -> RunState:
     converged: IterationRecord | None = None
     for it in range(1, conv.max_iterations + 1):
         done = ctx.state.get(it)
-        model = ctx.run_dir / f"iter_{it:03d}" / "model.pth"
+        model = RunLayout(ctx.run_dir).model(it)
         if done is not None:
             done.converged = meets_targets(done, conv)  # thresholds may have changed
             if done.converged:
@@ -139,19 +187,19 @@ def _loop(ctx: Context) -> RunState:
         state.final_model = converged.model
     else:
         n_labels = ctx.db.count(status=LABELLED)
-        final = ctx.run_dir / f"final_{n_labels:04d}" / "model.pth"
+        final = RunLayout(ctx.run_dir).final_training(n_labels)
         report.info(
             f"not converged: training a final model on all {n_labels} DFT frames"
         )
         train_model(ctx, conv.max_iterations + 1, final)
         state.final_model = str(final)
-    shutil.copyfile(state.final_model, ctx.run_dir / "final_model.pth")
+    final_model = RunLayout(ctx.run_dir).final_model
+    shutil.copyfile(state.final_model, final_model)
     state.finished = True
     state.save(ctx.run_dir)
     report.info(
         f"{'converged' if state.converged else 'NOT converged'}; "
-        f"{ctx.db.count(status=LABELLED)} DFT labels; "
-        f"model: {ctx.run_dir / 'final_model.pth'}"
+        f"{ctx.db.count(status=LABELLED)} DFT labels; model: {final_model}"
     )
     return state
 
@@ -191,7 +239,7 @@ def label_iteration(ctx: Context, iteration: int) -> None:
                 ctx.db,
                 ctx.labeler,
                 iteration,
-                ctx.run_dir / "label",
+                RunLayout(ctx.run_dir).labels,
                 workers=workers,
                 timeout_s=cfg.timeout_s,
                 max_attempts=cfg.max_attempts,
@@ -206,18 +254,34 @@ def label_iteration(ctx: Context, iteration: int) -> None:
     total = ctx.db.count(iteration=iteration)
     failed = ctx.db.count(iteration=iteration, status=FAILED)
     if total and failed / total > cfg.max_failed_fraction:
-        raise PFDError(
-            f"{failed} of {total} DFT calculations of iteration {iteration} failed "
-            f"(see 'pfd status {ctx.run_dir}' and {ctx.run_dir}/label/*/error.txt); "
-            "fix the labeler settings and run again: labelled frames are kept"
+        raise PFDError(too_many_failures(ctx, iteration, failed, total))
+
+
+def too_many_failures(ctx: Context, iteration: int, failed: int, total: int) -> str:
+    """Why an iteration's labels failed, and what the user can change."""
+    reasons = ctx.db.failure_reasons(iteration)
+    reason, n = reasons[0] if reasons else ("unknown", failed)
+    why = f"{n} with '{reason[:200]}'" + (", ..." if len(reasons) > 1 else "")
+    labels = RunLayout(ctx.run_dir).labels
+    if ctx.db.count(status=LABELLED):  # the labeller's physics is now frozen
+        fix = (
+            "fix the cause (labeler.timeout_s, command, launcher, env and "
+            "max_attempts may change) and run again: failed frames are retried"
         )
+    else:
+        fix = (
+            "fix the labeler settings and run again: no frame is labelled yet, so "
+            "any labeler.* may change, and failed frames are retried"
+        )
+    return (
+        f"{failed} of {total} DFT calculations of iteration {iteration} failed "
+        f"({why}; see {labels}/*/error.txt); {fix}"
+    )
 
 
 def export_dft(ctx: Context) -> None:
-    """All labelled frames as extxyz (atomic replace)."""
-    tmp = ctx.run_dir / "dft.tmp.extxyz"
-    write(tmp, ctx.db.labelled())
-    os.replace(tmp, ctx.run_dir / "dft.extxyz")
+    """All labelled frames as extxyz (atomic replace; never fewer than before)."""
+    export_dft_file(RunLayout(ctx.run_dir), ctx.db)
 
 
 def test_foundation(ctx: Context) -> None:
@@ -263,7 +327,7 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     train, valid = split_frames(frames, ctx.config.seed, iteration)
     start = ctx.foundation
     if not cfg.from_foundation and iteration > 1:
-        previous = ctx.run_dir / f"iter_{iteration - 1:03d}" / "model.pth"
+        previous = RunLayout(ctx.run_dir).model(iteration - 1)
         start = previous if previous.exists() else start
     if cfg.refit_e0:
         start = ctx.backend.refit_e0(start, frames, workdir / "e0_refit.pth")

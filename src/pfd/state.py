@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -13,9 +14,14 @@ from typing import Any
 from pfd.config import FROZEN_ON_RESUME, RunConfig, config_to_dict
 from pfd.db import write_json_atomic
 from pfd.errors import PFDError
+from pfd.layout import RunLayout
 
-STATE, CONFIG, DB = "state.json", "config.json", "pfd.db"
-TIMINGS = "timings.json"
+_LAYOUT = RunLayout(Path())
+STATE, CONFIG, DB = _LAYOUT.state.name, _LAYOUT.config.name, _LAYOUT.db.name
+TIMINGS = _LAYOUT.timings.name
+
+#: labeler keys whose change does not give a failed frame another chance
+_LABELER_BOOKKEEPING = ("workers", "allow_mixed", "max_failed_fraction")
 
 
 @dataclass
@@ -37,25 +43,47 @@ class IterationRecord:
 
 @dataclass
 class RunState:
-    """Everything ``pfd status`` shows; rewritten atomically after each step."""
+    """Everything ``pfd status`` shows; rewritten atomically after each step.
+
+    Model paths are absolute in memory and stored relative to the run directory
+    (absolute ones of older versions are still read), so a run can move.
+    ``inputs`` holds digests of the input files (structures, checkpoint): a
+    resumed run compares contents, not where the files lie.
+    """
 
     foundation: dict[str, Any] | None = None
     iterations: list[IterationRecord] = field(default_factory=list)
     converged: bool = False
     final_model: str | None = None
     finished: bool = False
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState:
-        path = run_dir / STATE
-        if not path.exists():
+        layout = RunLayout(Path(run_dir))
+        if not layout.state.exists():
             return cls()
-        raw = json.loads(path.read_text())
-        raw["iterations"] = [IterationRecord(**r) for r in raw.get("iterations", [])]
-        return cls(**raw)
+        try:
+            raw = json.loads(layout.state.read_text())
+            records = raw.get("iterations", [])
+            raw["iterations"] = [IterationRecord(**r) for r in records]
+            state = cls(**raw)
+        except (ValueError, TypeError, AttributeError) as err:
+            raise damaged(layout.state, err, DELETE_STATE) from err
+        for rec in state.iterations:
+            rec.model = str(layout.resolve(rec.model))
+        if state.final_model:
+            state.final_model = str(layout.resolve(state.final_model))
+        return state
 
     def save(self, run_dir: Path) -> None:
-        write_json_atomic(run_dir / STATE, asdict(self))
+        layout = RunLayout(Path(run_dir))
+        payload = asdict(self)
+        for rec in payload["iterations"]:
+            rec["model"] = layout.relative(rec["model"])
+        if self.final_model:
+            payload["final_model"] = layout.relative(self.final_model)
+        write_json_atomic(layout.state, payload)
 
     def record(self, rec: IterationRecord) -> None:
         self.iterations = [r for r in self.iterations if r.iteration != rec.iteration]
@@ -66,14 +94,32 @@ class RunState:
         return next((r for r in self.iterations if r.iteration == iteration), None)
 
 
-def prepare_run_dir(config: RunConfig) -> Path:
-    """Create the run directory or check a resumed one was made by a compatible config.
+DELETE_STATE = (
+    "delete it and run 'pfd run' again: it is recomputed from the models and "
+    "labels the run directory keeps"
+)
+DELETE_CONFIG = (
+    "delete it and run 'pfd run YOUR.yaml' again: it is rewritten from the YAML"
+)
 
-    Settings that would invalidate labels or models already made (structures,
-    labeller, foundation model, initial set, seed) must not change on resume;
-    everything else (thresholds, MD, selection, training) applies from the next step.
-    """
-    run_dir = config.run_dir
+
+def damaged(path: Path, err: Exception, way_out: str) -> PFDError:
+    """The one-line error for a run file that cannot be read."""
+    reason = (str(err).splitlines() or [type(err).__name__])[0]
+    return PFDError(f"'{path}' is damaged ({reason}); {way_out}")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's contents (an input compared on resume, not its path)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create the run directory, or say why it cannot be written."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -84,29 +130,88 @@ def prepare_run_dir(config: RunConfig) -> Path:
             f"cannot write to run directory '{run_dir}' ({err.strerror}); "
             "choose another run_dir or fix its permissions"
         ) from err
+
+
+def prepare_run_dir(
+    config: RunConfig, *, inputs: dict[str, str] | None = None, n_labelled: int = 0
+) -> bool:
+    """Create the run directory or check a resumed one was made by a compatible config.
+
+    Settings that would invalidate labels or models already made (structures,
+    labeller, foundation model, initial set, seed) must not change on resume;
+    everything else (thresholds, MD, selection, training) applies from the next
+    step. The labeller may change while no frame is labelled (``n_labelled``):
+    a first iteration that failed for a setting is fixed and run again.
+    ``inputs`` are digests of input files by frozen key (compared instead of
+    their paths). Everything is checked before anything is written.
+
+    Returns whether the labeller's settings changed: failed frames then get
+    another chance (see :meth:`pfd.db.RunDB.reset_failed`).
+    """
+    layout = RunLayout(config.run_dir)
+    make_run_dir(layout.root)
+    state = RunState.load(layout.root)
     new = config_to_dict(config)
-    path = run_dir / CONFIG
-    if path.exists():
-        old = _with_defaults(json.loads(path.read_text()))
+    inputs = inputs or {}
+    changed = False
+    if layout.config.exists():
+        old = _with_defaults(read_recorded(layout))
         for key in FROZEN_ON_RESUME:
-            if _get(old, key) != _get(new, key):
-                raise PFDError(
-                    f"run directory '{run_dir}' was started with a different '{key}'; "
-                    f"'{key}' cannot change mid-run: restore it or use a new run_dir"
-                )
-    write_json_atomic(path, new)
-    return run_dir
+            if key in inputs and key in state.inputs:
+                same = inputs[key] == state.inputs[key]
+            else:
+                same = _get(old, key) == _get(new, key)
+            if same or (key.startswith("labeler.") and n_labelled == 0):
+                continue
+            held = f" ({n_labelled} frames are labelled)" * key.startswith("labeler.")
+            raise PFDError(
+                f"run directory '{layout.root}' was started with a different "
+                f"'{key}'{held}; '{key}' cannot change mid-run: restore it or use a "
+                "new run_dir"
+            )
+        changed = _labeler_runs(old) != _labeler_runs(new)
+    write_json_atomic(layout.config, new)
+    if inputs and inputs != state.inputs:
+        state.inputs = inputs
+        state.save(layout.root)
+    return changed
+
+
+def _labeler_runs(config: dict[str, Any]) -> dict[str, Any]:
+    labeler = dict(config.get("labeler") or {})
+    for key in _LABELER_BOOKKEEPING:
+        labeler.pop(key, None)
+    return labeler
+
+
+def read_recorded(layout: RunLayout) -> dict[str, Any]:
+    """The recorded ``config.json`` as a dict (one-line error if damaged)."""
+    try:
+        raw = json.loads(layout.config.read_text())
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        raise damaged(layout.config, err, DELETE_CONFIG) from err
+    return raw
 
 
 def recorded_config(run_dir: Path) -> RunConfig:
     """The config a run directory was made with (its ``run_dir`` where it is now)."""
-    path = run_dir / CONFIG
-    if not path.is_file():
+    layout = RunLayout(run_dir)
+    if not layout.config.is_file():
         raise PFDError(
             f"'{run_dir}' is not a pfd run directory (no {CONFIG}); "
             "give the run_dir of a 'pfd run'"
         )
-    config = RunConfig.model_validate_json(path.read_text())
+    raw = read_recorded(layout)
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValueError as err:
+        raise damaged(
+            layout.config,
+            err,
+            "run 'pfd run YOUR.yaml' with the run's YAML to rewrite it",
+        ) from err
     return config.model_copy(update={"run_dir": run_dir.resolve()})
 
 
@@ -144,9 +249,12 @@ def timed_phase(run_dir: Path, phase: str) -> Iterator[None]:
 
 
 def add_phase_seconds(run_dir: Path, phase: str, seconds: float) -> None:
-    if not (run_dir / CONFIG).exists():  # failed before the run directory existed
+    layout = RunLayout(run_dir)
+    if not layout.config.exists():  # failed before the run directory existed
         return
-    path = run_dir / TIMINGS
-    timings = json.loads(path.read_text()) if path.exists() else {}
+    path = layout.timings
+    timings: dict[str, float] = {}
+    with contextlib.suppress(ValueError, TypeError, OSError):  # damaged: start anew
+        timings = dict(json.loads(path.read_text()))
     timings[phase] = timings.get(phase, 0.0) + seconds
     write_json_atomic(path, timings)

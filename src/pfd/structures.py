@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
@@ -50,8 +52,27 @@ def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
     return out
 
 
+def structures_digest(structures: list[Atoms]) -> str:
+    """SHA-256 of what the structures are (numbers, cell, pbc, positions), so a
+    resumed run compares contents, wherever the files now lie."""
+    sha = hashlib.sha256()
+    for atoms in structures:
+        sha.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+        sha.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
+        for array in (atoms.cell[:], atoms.positions):
+            sha.update(np.ascontiguousarray(np.round(array, 8)).tobytes())
+    return sha.hexdigest()
+
+
 def check_structure(atoms: Atoms, name: str) -> None:
-    """Refuse structures with overlapping atoms or a degenerate cell."""
+    """Refuse structures with overlapping atoms or a degenerate cell, and a lone
+    atom in vacuum (no neighbour, no force: nothing a model can train on)."""
+    if len(atoms) == 1 and not any(atoms.pbc):
+        raise PFDError(
+            f"structure '{name}' is a single atom without a periodic cell: it has "
+            "no forces to learn from; give a molecule of 2 or more atoms or a "
+            "periodic cell"
+        )
     if any(atoms.pbc) and atoms.cell.rank < int(np.sum(atoms.pbc)):
         raise PFDError(f"structure '{name}' is periodic but has no valid cell")
     dmin = min_distance(atoms)

@@ -72,9 +72,9 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
-    from pfd.cli import distill, report, run, status, test
+    from pfd.cli import distill, init, recover, report, run, status, test
 
-    for module in (run, distill, report, status, test):
+    for module in (init, run, distill, report, status, recover, test):
         app.command(module.NAME, help=module.__doc__)(friendly(module.command))
 
 

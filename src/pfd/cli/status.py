@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,21 +22,29 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
-    from pfd.db import RunDB
+    from pfd.db import open_db
     from pfd.errors import PFDError
-    from pfd.state import DB, TIMINGS, RunState
+    from pfd.layout import RunLayout
+    from pfd.state import RunState, damaged
 
-    if not (run_dir / DB).exists():
+    layout = RunLayout(run_dir)
+    if not layout.db.exists():
         raise PFDError(
-            f"'{run_dir}' is not a pfd run directory (no {DB}); check the path"
+            f"'{run_dir}' is not a pfd run directory (no {layout.db.name}); "
+            "check the path"
         )
-    db = RunDB(run_dir / DB)
+    db = open_db(layout.db)
     state = RunState.load(run_dir)
     counts = {s: db.count(status=s) for s in ("labelled", "failed", "pending")}
-    check_file = run_dir / "student" / "check.json"
-    student = json.loads(check_file.read_text()) if check_file.exists() else None
-    timings_file = run_dir / TIMINGS
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+
+    def read(path: Path) -> Any:
+        try:
+            return json.loads(path.read_text()) if path.exists() else None
+        except ValueError as err:
+            raise damaged(path, err, "delete it: 'pfd run' writes it again") from err
+
+    student = read(layout.student_check)
+    timings = read(layout.timings) or {}
     if json_out:
         payload = {"frames": counts, **asdict(state), "student": student}
         payload["seconds"] = timings

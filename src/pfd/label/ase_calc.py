@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,59 @@ def import_calculator(path: str) -> type[Calculator]:
         ) from err
 
 
+def unknown_keywords(target: Callable[..., Any], keys: Iterable[str]) -> list[str]:
+    """The keywords of ``keys`` that ``target`` (a function or an ASE calculator
+    class) does not take; none when it takes any keyword and cannot tell.
+
+    A calculator whose ``__init__`` passes ``**kwargs`` on to ASE's
+    ``Calculator`` stores them with ``set()`` unchecked: its keywords are then
+    its ``default_parameters`` (unless it overrides ``set`` to check them).
+    """
+    allowed: set[str] = set()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    for init in _initialisers(target):
+        params = inspect.signature(init).parameters.values()
+        allowed |= {p.name for p in params if p.kind in named}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return sorted(set(keys) - allowed)
+        if init is Calculator.__init__:
+            defaults = getattr(target, "default_parameters", None)
+            if not defaults or target.set is not Calculator.set:
+                return []
+            return sorted(set(keys) - allowed - set(defaults))
+    return []  # **kwargs to the end: anything may be meant
+
+
+def _initialisers(target: Callable[..., Any]) -> list[Callable[..., Any]]:
+    if not isinstance(target, type):
+        return [target]
+    return [c.__dict__["__init__"] for c in target.__mro__ if "__init__" in c.__dict__]
+
+
+def keyword_error(name: str, bad: list[str], target: Callable[..., Any]) -> PFDError:
+    """The one-line error for keywords a calculator does not take."""
+    known = sorted(
+        set(getattr(target, "default_parameters", None) or {})
+        | {k for k in _signature_names(target) if k not in _GENERIC}
+    )
+    return PFDError(
+        f"labeler.parameters: {name} has no keyword "
+        f"{', '.join(repr(k) for k in bad)} (it takes: {', '.join(known[:40])}); "
+        "fix the spelling"
+    )
+
+
+#: keywords every ASE calculator takes (not worth listing)
+_GENERIC = {"self", "restart", "ignore_bad_restart_file", "label", "atoms", "directory"}
+
+
+def _signature_names(target: Callable[..., Any]) -> set[str]:
+    names: set[str] = set()
+    for init in _initialisers(target):
+        names |= set(inspect.signature(init).parameters)
+    return names - {"args", "kwargs"}
+
+
 @dataclass(frozen=True)
 class ASELabeler:
     """Labels with ``Class(**parameters)`` from an importable module."""
@@ -55,6 +110,9 @@ class ASELabeler:
 
     def check(self, symbols: set[str]) -> None:
         cls = import_calculator(self.calculator)
+        bad = unknown_keywords(cls, self.parameters)
+        if bad:
+            raise keyword_error(cls.__name__, bad, cls)
         try:
             cls(**self.parameters)
         except TypeError as err:

@@ -11,6 +11,7 @@ from ase import Atoms
 
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
+from pfd.label.ase_calc import keyword_error, unknown_keywords
 from pfd.label.results import single_point
 
 #: PW 350 eV, PBE, Monkhorst-Pack k-point density 2.0 per Å⁻¹, Fermi-Dirac 0.05 eV.
@@ -50,7 +51,12 @@ class GPAWLabeler:
                 "DFT code GPAW is not installed; run scripts/install.sh "
                 "(or pip install gpaw gpaw-data), or choose another labeler.code"
             )
+        from gpaw.dft import GPAW
         from gpaw.setup_data import search_for_file
+
+        bad = unknown_keywords(GPAW, self.parameters)
+        if bad:
+            raise keyword_error("GPAW", bad, GPAW)
 
         xc = self.parameters.get("xc", "PBE")
         missing = []

@@ -25,10 +25,11 @@ from ase import Atoms
 from ase.io import read, write
 
 from pfd._proc import guarded
-from pfd.db import RunDB
+from pfd.db import Frame, RunDB, write_json_atomic
 from pfd.errors import LabelError
 from pfd.execute import Executor, given_or_local
 from pfd.label import Labeler
+from pfd.recover import JOB_META, job_meta
 
 SINGLE_THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -121,6 +122,24 @@ def _holds(jobdir: Path, atoms: Atoms) -> bool:
     )
 
 
+def _write_job(jobdir: Path, frame: Frame, blob: bytes, settings: dict) -> None:
+    """A job directory that tells, alone, what its frame is (see pfd.recover)."""
+    jobdir.mkdir(parents=True, exist_ok=True)
+    (jobdir / "labeler.pkl").write_bytes(blob)
+    meta = job_meta(
+        frame.uid,
+        frame.iteration,
+        frame.stage,
+        frame.source,
+        frame.attempts + 1,
+        settings,
+    )
+    write_json_atomic(jobdir / JOB_META, meta)
+    atoms = frame.atoms.copy()
+    atoms.info = {"uid": frame.uid}
+    write(jobdir / "input.extxyz", atoms)
+
+
 def label_frames(
     db: RunDB,
     labeler: Labeler,
@@ -151,11 +170,7 @@ def label_frames(
                 if frame.attempts and not (jobdir / "output.extxyz").exists():
                     stats.retried += 1
                     shutil.rmtree(jobdir, ignore_errors=True)
-                jobdir.mkdir(parents=True, exist_ok=True)
-                (jobdir / "labeler.pkl").write_bytes(blob)
-                atoms = frame.atoms.copy()
-                atoms.info = {"uid": frame.uid}
-                write(jobdir / "input.extxyz", atoms)
+                _write_job(jobdir, frame, blob, settings)
                 job = runner.submit("dft", run_job, jobdir, timeout_s, launcher)
                 futures[job] = frame
             for done, future in enumerate(as_completed(futures), start=1):

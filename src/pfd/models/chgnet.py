@@ -167,6 +167,8 @@ class CHGNetBackend:
     """CHGNet 0.3.0, 0.2.0 and r2SCAN as a :class:`pfd.models.ForceFieldBackend`."""
 
     name = "chgnet"
+    default_checkpoint: str | None = DEFAULT
+    supports_replay = False
 
     def __init__(self, device: str = "cpu", threads: int = 2) -> None:
         self.device = device
@@ -189,6 +191,7 @@ class CHGNetBackend:
                 f"model checkpoint '{model}' not found: give a local CHGNet file or "
                 f"one of the shipped names {sorted(SHIPPED)}; nothing is downloaded"
             )
+        load_model(path)  # a file that is no CHGNet model is said now, not after DFT
         return path
 
     def check_elements(self, model: Path, symbols: set[str]) -> None:
