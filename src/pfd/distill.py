@@ -187,18 +187,28 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
     )
     dft = layout.dft
     reference = read(dft, ":") if dft.exists() and dft.stat().st_size else []
-    result = distill(
-        factory,
-        read_structures(config.structures),
-        config.distill,
-        layout.distill,
-        explore=config.explore,
-        reference=reference,
-        student_dir=layout.student,
-        seed=config.seed,
-        threads=model.threads,
-        report=report,
-    )
+    executor = None  # the engine's, when not the local default
+    if config.execution.engine != "local":
+        from pfd.execute import make_executor
+
+        executor = make_executor(config.execution, layout.root, 1, 1)
+    try:
+        result = distill(
+            factory,
+            read_structures(config.structures),
+            config.distill,
+            layout.distill,
+            explore=config.explore,
+            reference=reference,
+            student_dir=layout.student,
+            seed=config.seed,
+            threads=model.threads,
+            executor=executor,
+            report=report,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
     write_json_atomic(layout.student_check, _relocatable(result.check, layout))
     return result
 

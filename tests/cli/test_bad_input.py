@@ -214,3 +214,38 @@ def test_copy_of_finished_run_still_resumes(workdir: Path, tmp_path: Path):
         ["run", str(workdir / "valid.yaml"), "--run-dir", str(tmp_path / "run"), "-q"],
     )
     assert result.exit_code == 0, result.output
+
+
+def _pfd_test_error(*args: str) -> str:
+    """``pfd test ARGS``: exit 1 and a one-line message (returned)."""
+    result = CliRunner().invoke(app, ["test", *args])
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "unexpected" not in result.output
+    return result.output
+
+
+def test_pfd_test_names_bad_models_and_data(workdir: Path, tmp_path: Path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    data = str(workdir / "run" / "dft.extxyz")
+    energy_only = bulk("Cu", "fcc", 3.6)
+    energy_only.calc = SinglePointCalculator(energy_only, energy=-3.5)
+    write(tmp_path / "energies.extxyz", energy_only)
+    out = _pfd_test_error("7net-0", str(tmp_path / "energies.extxyz"))
+    assert "no forces" in out
+    assert "give frames labelled with forces" in out
+    out = _pfd_test_error("7net-0", data, "--threads", "0")
+    assert "--threads 0" in out
+    assert "1 or more" in out
+    torch = pytest.importorskip("torch")
+    torch.save([{"pos": torch.zeros(2, 3)}], tmp_path / "graphs.pt")
+    out = _pfd_test_error(str(tmp_path / "graphs.pt"), data)
+    assert "graphs.pt" in out
+    assert "not a model file" in out
+    assert "a model file is" in out
+    if importlib.util.find_spec("deepmd") is not None:
+        (tmp_path / "graph.pb").write_text("not a graph\n")
+        out = _pfd_test_error(str(tmp_path / "graph.pb"), data)
+        assert "graph.pb" in out
+        assert "not a frozen DeePMD-kit graph" in out
