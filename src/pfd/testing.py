@@ -114,6 +114,8 @@ class EMTBackend:
     """
 
     name = "emt"
+    default_checkpoint: str | None = None
+    supports_replay = False
     ELEMENTS = frozenset({"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"})
 
     def __init__(self, device: str = "cpu", threads: int = 1, delay_s: float = 0.2):
@@ -170,19 +172,88 @@ class EMTBackend:
         return out
 
 
-def check_backend_contract(backend, model: str, frames, workdir: Path) -> dict:
+class EMTLabeler:
+    """A labeller in a dozen lines (the README's example): EMT, any cell.
+
+    Given as ``labeler.code: pfd.testing:EMTLabeler``; ``labeler.parameters``
+    are its keyword arguments (EMT's own: ``asap_cutoff``).
+    """
+
+    code = "emt"
+
+    def __init__(self, asap_cutoff: bool = False) -> None:
+        self.asap_cutoff = asap_cutoff
+
+    def settings(self) -> dict:
+        return {"code": self.code, "parameters": {"asap_cutoff": self.asap_cutoff}}
+
+    def check(self, symbols: set[str]) -> None:
+        missing = sorted(symbols - EMTBackend.ELEMENTS)
+        if missing:
+            raise LabelError(f"EMT has no parameters for {', '.join(missing)}")
+
+    def calculate(self, atoms, workdir: str):
+        from pfd.label.results import single_point
+
+        return single_point(atoms, EMT(asap_cutoff=self.asap_cutoff))
+
+
+def check_backend_contract(
+    backend, model: str, frames, workdir: Path, epochs: int = 1
+) -> dict:
     """The checks every force-field backend must pass (run them from your tests).
 
     ``frames`` are labelled frames of elements the model covers, with an energy
-    zero different from the model's (as DFT codes have). Returns the measured
-    errors so callers can assert more.
+    zero different from the model's (as DFT codes have). Checks: a one-line
+    error for an uncovered element, a calculator with energy, forces and
+    stress, an E0 refit that lowers the energy error, ``epochs`` of fine-tuning
+    that report each epoch and write a model file that loads again (``resolve``
+    of its path, a calculator that predicts as the first did). Returns the
+    measured errors so callers can assert more.
     """
     from pfd.config import FineTuneConfig
-    from pfd.errors import PFDError
     from pfd.evaluate import evaluate
 
     path = backend.resolve(model)
-    symbols = {s for a in frames for s in a.get_chemical_symbols()}
+    _check_elements(
+        backend, path, {s for a in frames for s in a.get_chemical_symbols()}
+    )
+    calc = backend.calculator(path)
+    _check_calculator(calc, frames[0])
+    before = evaluate(frames, calc)
+    refit = backend.refit_e0(path, frames, workdir / "e0" / "model")
+    after_e0 = evaluate(frames, backend.calculator(refit))
+    assert after_e0.energy_rmse_eV_atom < before.energy_rmse_eV_atom
+    epochs_seen: list[int] = []
+    out = backend.fine_tune(
+        refit,
+        frames[1:],
+        frames[:1],
+        workdir / "ft",
+        FineTuneConfig(epochs=epochs, batch_size=2),
+        seed=0,
+        on_epoch=lambda i, n: epochs_seen.append(i),
+    )
+    assert Path(out).is_file(), f"fine_tune returned {out}, which is no file"
+    assert epochs_seen[-1:] == [epochs], f"epochs reported: {epochs_seen}"
+    reloaded = backend.resolve(str(out))
+    assert Path(reloaded).resolve() == Path(out).resolve()
+    tuned_calc = backend.calculator(reloaded)
+    tuned = evaluate(frames[1:], tuned_calc)
+    energies = [_energy(frames[1], c) for c in (tuned_calc, backend.calculator(out))]
+    assert abs(energies[0] - energies[1]) < 1e-6, f"two loads differ: {energies}"
+    return {"before": before, "after_e0": after_e0, "fine_tuned": tuned, "model": out}
+
+
+def _energy(frame, calc) -> float:
+    atoms = frame.copy()
+    atoms.calc = calc
+    return float(atoms.get_potential_energy())
+
+
+def _check_elements(backend, path: Path, symbols: set[str]) -> None:
+    from pfd.errors import PFDError
+
     backend.check_elements(path, symbols)
     try:
         backend.check_elements(path, symbols | {"Og"})
@@ -191,28 +262,102 @@ def check_backend_contract(backend, model: str, frames, workdir: Path) -> dict:
             raise AssertionError(f"error does not name the element: {err}") from err
     else:
         raise AssertionError("check_elements accepted oganesson")
-    calc = backend.calculator(path)
-    atoms = frames[0].copy()
+
+
+def _check_calculator(calc, frame) -> None:
+    atoms = frame.copy()
     atoms.calc = calc
     assert np.isfinite(atoms.get_potential_energy())
     assert atoms.get_forces().shape == (len(atoms), 3)
     if all(atoms.pbc):
         assert atoms.get_stress().shape == (6,)
-    before = evaluate(frames, calc)
-    refit = backend.refit_e0(path, frames, workdir / "e0" / "model")
-    after_e0 = evaluate(frames, backend.calculator(refit))
-    assert after_e0.energy_rmse_eV_atom < before.energy_rmse_eV_atom
-    epochs: list[int] = []
-    out = backend.fine_tune(
-        refit,
-        frames[1:],
-        frames[:1],
-        workdir / "ft",
-        FineTuneConfig(epochs=2, batch_size=2),
-        seed=0,
-        on_epoch=lambda i, n: epochs.append(i),
+
+
+#: a displacement direction (2 atoms x 3) and a strain direction (Voigt,
+#: engineering shear) that touch every component
+_SHIFT = np.array([[0.3, -0.5, 0.2], [-0.6, 0.4, 0.3]])
+_STRAIN = np.array([1.0, 0.5, 0.25, 0.6, -0.6, 0.3])
+
+
+def _strained(atoms, voigt):
+    xx, yy, zz, yz, xz, xy = voigt
+    strain = np.array(
+        [[xx, xy / 2, xz / 2], [xy / 2, yy, yz / 2], [xz / 2, yz / 2, zz]]
     )
-    assert Path(out).exists()
-    assert epochs[-1] == 2
-    tuned = evaluate(frames[1:], backend.calculator(out))
-    return {"before": before, "after_e0": after_e0, "fine_tuned": tuned, "model": out}
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return out
+
+
+def _free_energy(result) -> float:
+    # with smearing, forces and stress are derivatives of the free energy
+    results = result.calc.results
+    return float(results.get("free_energy", results["energy"]))
+
+
+def check_labeller_contract(
+    labeller,
+    atoms,
+    workdir: str | Path,
+    *,
+    step_A: float = 0.01,
+    strain: float = 0.003,
+    force_atol: float = 0.01,
+    stress_atol: float = 2e-3,
+    stress: bool = True,
+) -> dict:
+    """The checks every labeller must pass on a small (2-atom) cell.
+
+    ``labeller.check`` accepts the cell's elements; ``settings()`` names the
+    code; ``calculate`` returns the same atoms with energy, forces and (periodic
+    cells) stress; forces along a direction that moves every coordinate match
+    the central difference of the (free) energy, step ``step_A``; the stress
+    along a strain touching all six components matches d(energy)/d(strain)/V.
+    A unit (Ry/Bohr, Hartree/Bohr, kBar, GPa), sign or order error is far
+    outside the tolerances (eV/Å, eV/Å³). ``stress=False`` leaves the stress
+    out (a second cell of a code already checked). Returns the pairs compared.
+    """
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    workdir = str(workdir)
+    labeller.check(set(atoms.get_chemical_symbols()))
+    assert labeller.settings()["code"], "settings() must name the code"
+    result = labeller.calculate(atoms, workdir)
+    assert result.get_chemical_symbols() == atoms.get_chemical_symbols()
+    np.testing.assert_allclose(result.positions, atoms.positions, atol=1e-8)
+    forces = result.get_forces()
+    assert forces.shape == (len(atoms), 3)
+    direction = np.resize(_SHIFT, (len(atoms), 3))
+    direction /= np.linalg.norm(direction)
+    energies = []
+    for sign in (1, -1):
+        moved = atoms.copy()
+        moved.positions += sign * step_A * direction
+        energies.append(_free_energy(labeller.calculate(moved, workdir)))
+    checked = {"result": result}
+    checked["force"] = (
+        float(np.sum(forces * direction)),
+        -(energies[0] - energies[1]) / (2 * step_A),
+    )
+    _assert_close("force along the shift (eV/Å)", *checked["force"], force_atol)
+    if all(atoms.pbc):
+        assert result.get_stress(voigt=True).shape == (6,)
+    if all(atoms.pbc) and stress:
+        strained = [_strained(atoms, s * strain * _STRAIN) for s in (1, -1)]
+        energies = [_free_energy(labeller.calculate(a, workdir)) for a in strained]
+        fd = (energies[0] - energies[1]) / (2 * strain) / atoms.get_volume()
+        checked["stress"] = (float(result.get_stress(voigt=True) @ _STRAIN), fd)
+        _assert_close(
+            "stress along the strain (eV/Å³)", *checked["stress"], stress_atol
+        )
+    return checked
+
+
+def _assert_close(what: str, analytic: float, fd: float, atol: float) -> None:
+    assert abs(fd) > 2 * atol, (
+        f"{what}: {fd:.4g} from finite differences is too small to test against "
+        f"{atol}; displace the atoms or strain the cell more"
+    )
+    assert abs(analytic - fd) <= atol, (
+        f"{what}: {analytic:.6g} from the labeller, {fd:.6g} from finite "
+        f"differences of its energy (tolerance {atol})"
+    )

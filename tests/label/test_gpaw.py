@@ -1,4 +1,4 @@
-"""The real GPAW labeller on a tiny Si cell: forces agree with d(energy)/d(position)."""
+"""The real GPAW labeller on a tiny Si cell (its contract: test_contract.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ FAST = {
 }
 
 
-def test_gpaw_forces_match_finite_differences(tmp_path: Path):
+def test_gpaw_preset_and_one_label(tmp_path: Path):
+    """The preset is kept where not overridden; forces and stress come back.
+
+    Forces and stress against finite differences: tests/label/test_contract.py.
+    """
     labeler = make_labeler(LabelerConfig(code="gpaw", parameters=FAST))
     assert labeler.parameters["xc"] == "PBE"  # preset kept where not overridden
     assert labeler.parameters["mode"] == {"name": "pw", "ecut": 200.0}
@@ -31,17 +35,8 @@ def test_gpaw_forces_match_finite_differences(tmp_path: Path):
     result = labeler.calculate(si, str(tmp_path))
     forces = result.get_forces()
     assert (tmp_path / "gpaw.txt").exists()
+    assert np.abs(forces[1]).max() > 0.2  # a real force, not zero by symmetry
     assert np.abs(forces[0] + forces[1]).max() < 1e-3  # momentum conservation
-    h = 0.01
-    energies = []
-    for sign in (1, -1):
-        shifted = si.copy()
-        shifted.positions[1, 0] += sign * h
-        # with smearing, forces are derivatives of the free energy
-        done = labeler.calculate(shifted, str(tmp_path))
-        energies.append(done.get_potential_energy(force_consistent=True))
-    fd = -(energies[0] - energies[1]) / (2 * h)
-    assert forces[1, 0] == pytest.approx(fd, abs=0.01)
     assert result.get_stress().shape == (6,)
     assert labeler.settings()["code"] == "gpaw"
 

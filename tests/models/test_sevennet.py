@@ -13,6 +13,7 @@ from pfd.errors import PFDError
 from pfd.label.results import single_point
 from pfd.models.sevennet import SevenNetBackend
 from pfd.structures import perturb
+from pfd.testing import check_backend_contract
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,32 @@ def test_modality_of_a_multi_fidelity_checkpoint(backend):
         SevenNetBackend(head="HSE").check_elements(mf0, {"Si"})
     with pytest.raises(PFDError, match=r"has one fidelity.*remove model\.head"):
         SevenNetBackend(head="PBE").check_elements(backend.resolve("7net-0"), {"Si"})
+
+
+def test_multi_fidelity_fine_tuning_trains_one_modality(tmp_path: Path):
+    """7net-mf-0 at its PBE modality: the R2SCAN row of energies is left alone."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    frames = [
+        single_point(perturb(cu, rng, 0.06, 0.03), EMT(asap_cutoff=True))
+        for _ in range(4)
+    ]
+    backend = SevenNetBackend(threads=1, head="PBE")
+    result = check_backend_contract(backend, "7net-mf-0", frames, tmp_path)
+    assert result["before"].energy_rmse_eV_atom > 1.0
+    assert result["after_e0"].energy_rmse_eV_atom < 0.05
+    assert result["fine_tuned"].force_rmse_eV_A < result["before"].force_rmse_eV_A
+
+    def shifts(path):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cu = ckpt["config"]["_type_map"][29]
+        shift = ckpt["model_state_dict"]["rescale_atomic_energy.shift"]
+        return {name: shift[i, cu] for name, i in ckpt["config"]["_modal_map"].items()}
+
+    before, after = shifts(backend.resolve("7net-mf-0")), shifts(result["model"])
+    # the fine-tuned model is used at the modality it was trained at by default
+    assert SevenNetBackend().modality(result["model"]) == "PBE"
+    assert float(after["R2SCAN"]) == float(before["R2SCAN"])
+    assert abs(float(after["PBE"] - before["PBE"])) > 1.0  # the E0 refit

@@ -1,18 +1,19 @@
 """Labellers: reference calculators (DFT codes, any ASE calculator) behind one protocol.
 
 A labeller is a small picklable object; :func:`make_labeler` picks the module for
-``labeler.code`` and imports it lazily so a missing code only matters when used.
+``labeler.code`` (a name in :data:`pfd.registry.LABELERS` or ``module:Class``)
+and imports it lazily so a missing code only matters when used.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any, Protocol
 
 from ase import Atoms
 
 from pfd.config import LabelerConfig
-from pfd.registry import LABELERS
+from pfd.errors import PFDError
+from pfd.registry import LABELERS, load_class
 
 
 class Labeler(Protocol):
@@ -34,6 +35,15 @@ class Labeler(Protocol):
 
 
 def make_labeler(cfg: LabelerConfig) -> Labeler:
-    """The labeller for ``cfg.code``."""
-    module, _, name = LABELERS[cfg.code].partition(":")
-    return getattr(import_module(module), name).from_config(cfg)
+    """The labeller for ``cfg.code``: a registered name or ``module:Class``.
+
+    The class builds itself with ``from_config(cfg)`` when it has one, else it
+    is called with ``labeler.parameters`` as keyword arguments.
+    """
+    cls = load_class(cfg.code, LABELERS, "labeler code")
+    if hasattr(cls, "from_config"):
+        return cls.from_config(cfg)
+    try:
+        return cls(**cfg.parameters)
+    except TypeError as err:
+        raise PFDError(f"labeler.parameters do not fit {cfg.code}: {err}") from err

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
@@ -17,13 +16,22 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from pfd.config import FineTuneConfig, ModelConfig
-from pfd.registry import BACKENDS
+from pfd.errors import PFDError
+from pfd.registry import BACKENDS, load_class
 
 
 class ForceFieldBackend(Protocol):
-    """What the loop needs from a machine-learning force field."""
+    """What the loop needs from a machine-learning force field.
+
+    Class attributes the config reads before anything runs: ``name`` (the
+    registry key), ``default_checkpoint`` (used when ``model.checkpoint`` is
+    empty; ``None``: the user must give one) and ``supports_replay`` (whether
+    ``finetune.replay_data`` means anything to it).
+    """
 
     name: str
+    default_checkpoint: str | None
+    supports_replay: bool
 
     def resolve(self, model: str) -> Path:
         """Path of a model file (a shipped checkpoint name or a local file)."""
@@ -67,6 +75,11 @@ def make_backend(cfg: ModelConfig) -> ForceFieldBackend:
     )
 
 
+def backend_class(name: str) -> type:
+    """The backend class of a registered name or a ``module:Class`` path."""
+    return load_class(name, BACKENDS, "model backend")
+
+
 def backend_by_name(
     name: str,
     device: str = "cpu",
@@ -74,13 +87,8 @@ def backend_by_name(
     head: str | None = None,
     python: str | None = None,
 ) -> ForceFieldBackend:
-    from pfd.errors import PFDError
-
-    module, _, attr = BACKENDS.get(name, name).partition(":")
-    try:
-        cls = getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise PFDError(f"cannot load model backend '{name}': {err}") from err
+    """A backend instance; options it does not take are a one-line error."""
+    cls = backend_class(name)
     options = {k: v for k, v in {"head": head, "python": python}.items() if v}
     try:
         return cls(device=device, threads=threads, **options)

@@ -112,7 +112,7 @@ def pt_env(threads: int) -> dict[str, str]:
     timed out and killed training. A fine-tuning set is small: load it inline
     (unless the user sets ``NUM_WORKERS``).
     """
-    from pfd.distill import dp_env
+    from pfd.students.deepmd import dp_env
 
     return dp_env(threads) | {
         "DP_BACKEND": "pytorch",
@@ -124,6 +124,8 @@ class DPABackend:
     """DeePMD-kit PyTorch models (DPA-2, DPA-3) as a ``ForceFieldBackend``."""
 
     name = "dpa"
+    default_checkpoint: str | None = None
+    supports_replay = False
 
     def __init__(
         self, device: str = "cpu", threads: int = 2, head: str | None = None
@@ -176,7 +178,7 @@ class DPABackend:
             return DP(str(model), head=head)
 
     def _data(self, model: Path, frames: list[Atoms], out: Path) -> Path:
-        from pfd.distill import to_deepmd
+        from pfd.students.deepmd import to_deepmd
 
         to_deepmd(frames, self.type_map(model), out)
         return out

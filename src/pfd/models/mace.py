@@ -140,6 +140,8 @@ class MACEBackend:
     """MACE foundation models (MACE-MP, MACE-OMAT, ...) as a ``ForceFieldBackend``."""
 
     name = "mace"
+    default_checkpoint: str | None = None
+    supports_replay = True
 
     def __init__(
         self,

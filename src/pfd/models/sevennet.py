@@ -56,6 +56,8 @@ class SevenNetBackend:
     """SevenNet-0 and friends as a :class:`pfd.models.ForceFieldBackend`."""
 
     name = "sevennet"
+    default_checkpoint: str | None = "7net-0"
+    supports_replay = False
 
     def __init__(
         self, device: str = "cpu", threads: int = 2, head: str | None = None
