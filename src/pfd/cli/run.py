@@ -17,6 +17,14 @@ def command(
         typer.Option("--run-dir", "-d", help="Override run_dir from the YAML."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check everything, print the DFT jobs and their estimated time "
+            "from one timed frame; start nothing else.",
+        ),
+    ] = False,
 ) -> None:
     from pfd.config import load_config
     from pfd.finetune import run_finetune
@@ -26,6 +34,12 @@ def command(
     cfg = load_config(config)
     if run_dir is not None:
         cfg = cfg.model_copy(update={"run_dir": run_dir.resolve()})
+    if dry_run:
+        from pfd.plan import dry_run as plan_run
+        from pfd.plan import format_plan
+
+        typer.echo("\n".join(format_plan(plan_run(cfg), cfg)))
+        return
     report = Reporter(quiet=quiet)
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
         from pfd.distill import require_student

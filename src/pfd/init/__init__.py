@@ -255,10 +255,12 @@ def init_config(
         out.parent.mkdir(parents=True, exist_ok=True)
         write(path, box)
         structure, atoms = path, box
+    name = structure.stem
     rel = os.path.relpath(structure.resolve(), out.resolve().parent)
     if rel.startswith(f"..{os.sep}.."):  # far away: where it is
         rel = str(structure.resolve())
     choices = decide(atoms, rel, model, melting_K)
+    choices.name = name.lower().replace(" ", "_")
     if box is not None:
         choices.notes.append(f"boxed copy with {VACUUM_A:g} Å of vacuum each side")
     labeler = dft_section(dft, sorted(set(atoms.get_chemical_symbols())), atoms, choices)
