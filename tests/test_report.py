@@ -1,4 +1,7 @@
-"""pfd report: each analysis on EMT Cu (known answers), then a whole report."""
+"""pfd report: a whole report of an EMT run, its cache, its page.
+
+The analyses themselves are tested on known answers in tests/analysis/.
+"""
 
 from __future__ import annotations
 
@@ -16,61 +19,9 @@ from ase.io import write
 from typer.testing import CliRunner
 
 from pfd.cli.main import app
-from pfd.config import PhononReportConfig
-from pfd.report import (
-    arrhenius,
-    diffusion_coefficient,
-    eos_points,
-    fit_eos,
-    msd_run,
-    phonon_bands,
-    vacancy_energy,
-)
 from tests.conftest import BASE_CONFIG, merge
 
 CU = bulk("Cu", "fcc", 3.6, cubic=True)
-
-
-def test_eos_recovers_emt_lattice_constant_and_bulk_modulus():
-    frames = eos_points(CU, 7, 0.08)
-    energies = []
-    for f in frames:
-        f.calc = EMT()
-        energies.append(f.get_potential_energy() / len(f))
-    fit = fit_eos([f.get_volume() / len(f) for f in frames], energies)
-    assert (4 * fit["V0"]) ** (1 / 3) == pytest.approx(3.59, abs=0.01)
-    assert fit["B0_GPa"] == pytest.approx(134, abs=5)  # EMT's Cu, as ASE documents
-
-
-def test_acoustic_phonons_vanish_at_gamma():
-    bands = phonon_bands(CU, EMT(), PhononReportConfig(supercell=(2, 2, 2), npoints=20))
-    gamma = np.abs(bands["gamma_THz"])
-    assert len(gamma) == 3  # bands of the primitive cell phonopy found (1 atom)
-    assert np.all(gamma < 0.05)
-    assert bands["labels"][0] == "G"
-    assert np.max(bands["frequencies_THz"]) == pytest.approx(7.9, abs=1.0)
-
-
-def test_vacancy_formation_energy_is_positive_and_relaxation_lowers_it():
-    result = vacancy_energy(CU.repeat(2), EMT(), fmax=0.05)
-    assert 0.5 < result["relaxed_eV"] < result["unrelaxed_eV"] < 2.0
-
-
-def test_crystal_below_melting_does_not_diffuse():
-    times, msd, frames = msd_run(CU.repeat(2), EMT(), 300, 300, 50, 2.0)
-    assert len(frames) == len(times)
-    assert diffusion_coefficient(times, msd["Cu"]) < 1e-6  # liquids: ~1e-5 cm²/s
-    assert msd["Cu"][-1] < 0.2  # Å², vibration only
-
-
-def test_arrhenius_recovers_activation_energy():
-    from ase.units import kB
-
-    temps = [600.0, 900.0, 1200.0]
-    coeffs = [1e-3 * np.exp(-0.5 / (kB * t)) for t in temps]
-    fit = arrhenius(temps, coeffs)
-    assert fit["Ea_eV"] == pytest.approx(0.5, rel=1e-6)
-    assert arrhenius(temps, [0.0, 0.0, 1e-9]) is None
 
 
 SMALL = {
@@ -125,6 +76,13 @@ def test_report_has_every_section_and_its_images(reported: Path):
     assert len(images) >= 6
     assert all((reported / name).is_file() for name in images)
     assert "Equation of state" in page
+    # a crystal at 300 and 900 K: no diffusion, no activation energy
+    diffusion = numbers["diffusion"]
+    assert [r["species"]["Cu"]["D_cm2_s"] for r in diffusion["runs"]] == [None, None]
+    assert diffusion["arrhenius"]["Cu"]["Ea_eV"] is None
+    assert "no diffusion at 300 K" in page
+    assert numbers["speed"]["threads"] == 2
+    assert "2 threads" in page
 
 
 def test_rerun_reuses_what_is_computed(reported: Path):
@@ -143,6 +101,31 @@ def test_rerun_reuses_what_is_computed(reported: Path):
     for name in ("eos.json", "phonons.json", "diffusion.json"):
         assert (reported / name).stat().st_mtime_ns == before[name]
     assert sorted((reported / "dft").iterdir()) == dft_jobs
+
+
+def test_copied_run_reuses_its_report_without_computing(
+    reported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from pfd.testing import ShiftedEMT
+
+    calls = []
+    original = ShiftedEMT.calculate
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ShiftedEMT, "calculate", counting)
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(reported.parent, copy)
+    config = reported.parent.parent / "pfd.yaml"
+    result = CliRunner().invoke(app, ["report", str(copy), "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads((copy / "report" / "report.json").read_text())
+    assert sorted(numbers["reused"]) == sorted(numbers["seconds"])
+    # errors, eos, phonons, vacancy, diffusion, speed
+    assert len(numbers["reused"]) == 6
+    assert calls == []  # not one energy or force computed again
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
@@ -171,17 +154,3 @@ def test_page_renders_in_headless_chromium(reported: Path, tmp_path: Path):
     # plots put colour on the page: orange/blue markers, not only black text on white
     coloured = np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max(axis=2) > 60
     assert coloured.mean() > 0.001
-
-
-def test_speed_counts_real_force_calls():
-    from pfd.report import md_speed
-
-    calls = []
-
-    class Counting(EMT):
-        def calculate(self, *args, **kwargs):
-            calls.append(1)
-            super().calculate(*args, **kwargs)
-
-    assert md_speed(CU.repeat(2), Counting(), steps=3) > 0
-    assert len(calls) >= 5  # 2 warm-up + 3 timed steps, each a new geometry

@@ -1,0 +1,137 @@
+"""``write_report``: compute (or reuse) every enabled section, write the page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from ase.io import read
+
+from pfd.config import RunConfig
+from pfd.db import write_json_atomic
+from pfd.errors import PFDError
+from pfd.layout import RunLayout
+from pfd.progress import Reporter
+from pfd.report import sections
+from pfd.report.cache import Section, atoms_digest, file_digest
+from pfd.report.dft import dft_labeller
+from pfd.report.models import Model, run_models
+from pfd.report.page import render
+from pfd.state import RunState
+from pfd.structures import read_structures
+
+
+@dataclass
+class Book:
+    """The report's numbers as they are computed or read back from the cache."""
+
+    out: Path
+    report: Reporter
+    common: dict[str, Any]  # what every section's key holds: models, structures
+    numbers: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+
+    def section(self, name: str, key: Any, compute: Callable[[], Any]) -> None:
+        """Numbers of section ``name``: cached under ``key``, else computed."""
+        cache = Section(self.out, name, {**self.common, name: key})
+        cached = cache.load()
+        if cached is None:
+            self.report.info(f"report: {name}")
+            t0 = time.perf_counter()
+            result = compute()
+            self.seconds[name] = time.perf_counter() - t0
+            cache.save(result, self.seconds[name])
+        else:
+            result, self.seconds[name] = cached
+            self.reused.append(name)
+        self.numbers[name] = result
+
+
+def write_report(config: RunConfig, report: Reporter | None = None) -> Path:
+    """Compute (or reuse) every enabled section; write index.html and report.json."""
+    report = report or Reporter()
+    layout = RunLayout(config.run_dir)
+    state = RunState.load(config.run_dir)
+    if not state.finished:
+        raise PFDError(
+            f"run '{config.run_dir}' has not finished fine-tuning; "
+            "run 'pfd run CONFIG' first"
+        )
+    out = layout.report
+    out.mkdir(exist_ok=True)
+    models = run_models(config)
+    structures = read_structures(config.structures)
+    common = {
+        "models": {m.name: m.digest() for m in models},
+        "structures": atoms_digest(structures),
+    }
+    book = Book(out, report, common)
+    book.numbers["models"] = {m.name: layout.relative(m.path) for m in models}
+    _add_sections(book, config, models, structures, state)
+    book.numbers["seconds"] = book.seconds
+    book.numbers["reused"] = book.reused
+    write_json_atomic(out / "report.json", book.numbers)
+    (out / "index.html").write_text(render(book.numbers, config, out))
+    report.info(f"report: {out / 'index.html'}")
+    return out / "index.html"
+
+
+def _add_sections(
+    book: Book,
+    config: RunConfig,
+    models: list[Model],
+    structures: list[Atoms],
+    state: RunState,
+) -> None:
+    """Every enabled section, in the order of the page."""
+    rcfg, out = config.report, book.out
+    label = dft_labeller(config, out)
+    labeler = config.labeler.model_dump(mode="json")
+    datasets = _datasets(config)
+    digests = {k: file_digest(path) for k, (path, _) in datasets.items()}
+    frames = {k: v for k, (_, v) in datasets.items()}
+    temps = list(rcfg.diffusion.temperatures_K or config.explore.temperatures_K)
+    threads = config.model.threads
+    eos, phonons, vacancy = rcfg.eos, rcfg.phonons, rcfg.vacancy
+    diff, speed = rcfg.diffusion, rcfg.speed
+    plan = [  # name, enabled, what its numbers depend on besides models, compute
+        ("errors", bool(frames), digests,
+         lambda: sections.errors_section(models, frames, out)),
+        ("eos", eos.enabled, [eos.model_dump(), eos.dft and labeler],
+         lambda: sections.eos_section(models, structures, eos, label, out)),
+        ("phonons", phonons.enabled, [phonons.model_dump(), phonons.dft and labeler],
+         lambda: sections.phonon_section(models, structures, phonons, label, out)),
+        ("vacancy", vacancy.enabled, [vacancy.model_dump(), vacancy.dft and labeler],
+         lambda: sections.vacancy_section(models, structures, vacancy, label)),
+        ("diffusion", diff.enabled, [diff.model_dump(), temps],
+         lambda: sections.diffusion_section(models, structures, diff, temps, out)),
+        ("speed", speed.enabled, [speed.model_dump(), threads],
+         lambda: sections.speed_section(models, structures, speed, threads, out)),
+    ]  # fmt: skip
+    book.numbers["learning_curve"] = sections.learning_curve(state, config, out)
+    for name, enabled, key, compute in plan:
+        if enabled:
+            book.section(name, key, compute)
+
+
+def _datasets(config: RunConfig) -> dict[str, tuple[Path, list[Atoms]]]:
+    """Labelled frames to measure errors on: the run's DFT, and held-out test data."""
+    paths = {"dft_run": RunLayout(config.run_dir).dft}
+    test = config.report.test_data
+    if test is not None:
+        if not Path(test).is_file():
+            raise PFDError(f"report.test_data '{test}' not found")
+        paths["dft_test"] = Path(test)
+    found = {k: (p, _labelled(p)) for k, p in paths.items()}
+    return {k: v for k, v in found.items() if v[1]}
+
+
+def _labelled(path: Path) -> list[Atoms]:
+    if not path.exists() or not path.stat().st_size:
+        return []
+    return [a for a in read(path, ":") if a.calc is not None]

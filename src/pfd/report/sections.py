@@ -1,0 +1,211 @@
+"""Each section of the report: the analyses run for every model, plotted.
+
+A section function returns the JSON-able numbers that ``report.json`` and the
+page show; its figure goes to ``out``. DFT runs as another "model" through
+:class:`pfd.report.dft.JobCalculator` where a section's settings ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from pfd.analysis import (
+    compare_speed,
+    diffusion,
+    equation_of_state,
+    errors_of,
+    md_rdf,
+    phonon_bands,
+    predict,
+    vacancy_energy,
+    vacancy_supercell,
+)
+from pfd.analysis._common import structure_name
+from pfd.config import (
+    DiffusionReportConfig,
+    EOSReportConfig,
+    PhononReportConfig,
+    RunConfig,
+    SpeedReportConfig,
+    VacancyReportConfig,
+)
+from pfd.report import plots
+from pfd.report.dft import JobCalculator, Label
+from pfd.report.models import Model
+from pfd.state import RunState
+
+
+def slug(name: str) -> str:
+    """``name`` as a file-name part."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def crystals(structures: list[Atoms]) -> list[tuple[str, Atoms]]:
+    """(name, atoms) of each periodic structure."""
+    return [(structure_name(a), a) for a in structures if all(a.pbc)]
+
+
+def errors_section(
+    models: list[Model], datasets: dict[str, list[Atoms]], out: Path
+) -> dict:
+    """RMSE/MAE per data set and model; parity plots of E/atom, F, stress."""
+    result: dict[str, dict] = {}
+    for dname, frames in datasets.items():
+        preds = {m.name: predict(frames, m) for m in models}
+        result[dname] = {k: errors_of(p).as_dict() for k, p in preds.items()}
+        title = f"parity on {dname} ({len(frames)} frames)"
+        plots.parity(title, preds, out / f"parity_{dname}.png")
+    return result
+
+
+def learning_curve(state: RunState, config: RunConfig, out: Path) -> dict:
+    """New-frame errors of each iteration against the DFT labels it was trained on."""
+    keys = ("iteration", "trained_on", "force_rmse_eV_A", "energy_rmse_eV_atom")
+    rows = []
+    if state.foundation:
+        f = state.foundation
+        rows.append((0, 0, f["force_rmse_eV_A"], f["energy_rmse_eV_atom"]))
+    rows += [
+        (r.iteration, r.n_train, r.force_rmse_eV_A, r.energy_rmse_eV_atom)
+        for r in state.iterations
+        if r.force_rmse_eV_A is not None
+    ]
+    table = [dict(zip(keys, r, strict=True)) for r in rows]
+    conv = config.convergence
+    plots.learning_curve(
+        table,
+        conv.force_rmse_eV_A,
+        conv.energy_rmse_eV_atom,
+        out / "learning_curve.png",
+    )
+    return {"rows": table}
+
+
+def per_crystal(
+    models: list[Model],
+    structures: list[Atoms],
+    analyse: Callable[[Any, Atoms, Any], Any],
+    settings: EOSReportConfig | PhononReportConfig,
+    label: Label | None,
+    prefix: str,
+) -> dict[str, dict[str, Any]]:
+    """``{structure: {model: analyse(model, atoms, settings)}}`` of each crystal.
+
+    With ``settings.dft``, DFT too (jobs ``PREFIX-STRUCTURE-k``).
+    """
+    result = {}
+    for name, atoms in crystals(structures):
+        found = {m.name: analyse(m, atoms, settings) for m in models}
+        if settings.dft and label is not None:
+            dft = JobCalculator(label, f"{prefix}-{slug(name)}")
+            found["DFT"] = analyse(dft, atoms, settings)
+        result[name] = found
+    return result
+
+
+def eos_section(
+    models: list[Model],
+    structures: list[Atoms],
+    settings: EOSReportConfig,
+    label: Label | None,
+    out: Path,
+) -> dict:
+    """E(V) per structure and model (per atom), and DFT at the same volumes."""
+    found = per_crystal(models, structures, equation_of_state, settings, label, "eos")
+    result = {}
+    for name, curves in found.items():
+        result[name] = {
+            "volumes_A3_atom": next(iter(curves.values())).volumes_A3_atom,
+            "energies_eV_atom": {k: c.energies_eV_atom for k, c in curves.items()},
+            "fit": {k: asdict(c.fit) for k, c in curves.items()},
+        }
+        plots.eos(name, curves, out / f"eos_{slug(name)}.png")
+    return result
+
+
+def phonon_section(
+    models: list[Model],
+    structures: list[Atoms],
+    settings: PhononReportConfig,
+    label: Label | None,
+    out: Path,
+) -> dict:
+    """Phonon bands per structure and model, and DFT phonons when asked for."""
+    found = per_crystal(models, structures, phonon_bands, settings, label, "phonon")
+    for name, bands in found.items():
+        plots.phonons(name, bands, out / f"phonons_{slug(name)}.png")
+    return {
+        name: {k: b.to_dict() for k, b in bands.items()}
+        for name, bands in found.items()
+    }
+
+
+def vacancy_section(
+    models: list[Model],
+    structures: list[Atoms],
+    settings: VacancyReportConfig,
+    label: Label | None,
+) -> dict:
+    """Vacancy formation energy per structure and model; DFT at the teacher's."""
+    result = {}
+    for atoms in structures:
+        cell = vacancy_supercell(atoms, settings)
+        if cell is None:
+            continue
+        name = structure_name(atoms)
+        found = {m.name: vacancy_energy(m, cell, settings.fmax_eV_A) for m in models}
+        result[name] = {k: v.to_dict() for k, v in found.items()}
+        if settings.dft and label is not None and "teacher" in found:
+            prefix = f"vacancy-{slug(name)}"
+            perfect = label(cell, f"{prefix}-perfect").get_potential_energy()
+            defect = label(found["teacher"].relaxed, f"{prefix}-defect")
+            n = len(cell)
+            result[name]["DFT"] = {
+                "natoms": n,
+                "at_teacher_geometry_eV": float(
+                    defect.get_potential_energy() - (n - 1) / n * perfect
+                ),
+            }
+    return result
+
+
+def diffusion_section(
+    models: list[Model],
+    structures: list[Atoms],
+    settings: DiffusionReportConfig,
+    temperatures_K: list[float],
+    out: Path,
+) -> dict:
+    """MSD, D and Arrhenius of the fastest model; its RDF beside the teacher's."""
+    by_name = {m.name: m for m in models}
+    mover = by_name.get("student") or by_name.get("teacher") or models[0]
+    atoms = structures[0]
+    result = diffusion(mover, atoms, settings, temperatures_K=temperatures_K)
+    rdfs = {mover.name: result.rdf}
+    teacher = by_name.get("teacher")
+    if teacher is not None and teacher is not mover:
+        hottest = result.runs[-1].temperature_K
+        rdfs["teacher"] = md_rdf(teacher, atoms, hottest, settings)
+    plots.diffusion(mover.name, result, rdfs, out / "diffusion.png")
+    numbers = result.to_dict()
+    numbers["rdf"] = {k: asdict(g) for k, g in rdfs.items()}
+    return {"model": mover.name, **numbers}
+
+
+def speed_section(
+    models: list[Model],
+    structures: list[Atoms],
+    settings: SpeedReportConfig,
+    threads: int,
+    out: Path,
+) -> dict:
+    """ms per atom-step of each model; student against teacher at equal size."""
+    named = {m.name: m for m in models}
+    result = compare_speed(named, structures[0], settings, threads=threads)
+    plots.speed(result.ms_per_atom_step, threads, out / "speed.png")
+    return result.to_dict()
