@@ -137,3 +137,71 @@ def test_label_worker_still_calculating_dies_with_its_driver(tmp_path: Path):
     time.sleep(2.0)  # imports done: the worker is inside the (hanging) calculation
     assert not _survives_its_driver(driver, worker)
     assert not (jobdir / "output.extxyz").exists()
+
+
+RUN_MARK = "PFD_TEST_RUN"
+
+
+def processes_of(run: str) -> dict[int, str]:
+    """Live processes started by the run marked ``run`` (``PFD_TEST_RUN=run`` in
+    their environment, which every child inherits, orphaned or not): pid ->
+    command line."""
+    needle = f"{RUN_MARK}={run}".encode()
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle not in environ.read_bytes().split(b"\0"):
+                continue  # a zombie's environment reads empty: not alive
+            cmdline = (environ.parent / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+        found[int(environ.parent.name)] = cmdline.replace(b"\0", b" ").decode()
+    return found
+
+
+def start_run(config: Path, run: str) -> subprocess.Popen:
+    """``pfd run CONFIG`` marked as ``run``, stderr in ``CONFIG.stderr``."""
+    with open(config.with_suffix(".stderr"), "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pfd", "run", str(config), "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=config.parent,
+            env=os.environ | {RUN_MARK: run},
+        )
+
+
+def kill_and_list_survivors(driver: subprocess.Popen, run: str) -> dict[int, str]:
+    """SIGKILL ``driver``; the processes of its run still alive 10 s later."""
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while processes_of(run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return processes_of(run)
+
+
+def test_md_workers_and_resource_tracker_die_with_a_killed_run(
+    make_config, tmp_path: Path
+):
+    from tests.conftest import merge, stand_in
+
+    config = make_config(
+        merge(
+            stand_in(tmp_path, "md"),
+            {"explore": {"workers": 2, "steps": 1_000_000}},  # MD outlasts the test
+        ),
+        name="md.yaml",
+    )
+    run = f"md-{os.getpid()}"
+    driver = start_run(config, run)
+    deadline = time.monotonic() + 300
+    workers: list[int] = []
+    while len(workers) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = [p for p, cmd in processes_of(run).items() if "spawn_main" in cmd]
+    assert len(workers) == 2, config.with_suffix(".stderr").read_text()[-2000:]
+    time.sleep(2.0)  # the workers are inside their trajectories
+    processes = processes_of(run)
+    assert any("resource_tracker" in cmd for cmd in processes.values())
+    assert kill_and_list_survivors(driver, run) == {}
