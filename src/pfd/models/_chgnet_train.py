@@ -97,6 +97,7 @@ def main(workdir: str) -> int:
         scheduler="ExponentialLR",
         scheduler_params={"gamma": job["lr_decay"] ** (1.0 / steps)},
         criterion="Huber",
+        **({"delta": job["huber_delta"]} if job.get("huber_delta") else {}),
         epochs=job["epochs"],
         learning_rate=job["learning_rate"],
         print_freq=max(n, 1),

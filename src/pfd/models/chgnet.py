@@ -265,6 +265,7 @@ class CHGNetBackend:
             # CHGNet's Huber loss sees GPa, ten times smaller errors
             "stress_weight": 10.0 * cfg.stress_weight if stress else 0.0,
             "stress": stress,
+            "huber_delta": cfg.huber_delta,  # None: CHGNet's own (0.1)
             "seed": seed,
             "threads": self.threads,
             "device": self.device,

@@ -42,6 +42,8 @@ SHIPPED = {
 }
 
 _EPOCH = re.compile(r"Epoch (\d+)/(\d+)")
+#: SevenNet's own Huber δ, used unless finetune.huber_delta is set
+SEVENN_HUBER_DELTA = 0.01
 
 
 def _require_sevenn() -> None:
@@ -190,7 +192,7 @@ class SevenNetBackend:
             "is_train_stress": stress,
             "epoch": cfg.epochs,
             "loss": "Huber",
-            "loss_param": {"delta": 0.01},
+            "loss_param": {"delta": cfg.huber_delta or SEVENN_HUBER_DELTA},
             "optimizer": "adam",
             "optim_param": {"lr": cfg.learning_rate},
             "scheduler": "exponentiallr",
