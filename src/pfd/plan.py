@@ -51,11 +51,18 @@ class Phase:
 class FrameTiming:
     """One labelled frame: its wall time, size, and where its job lies."""
 
-    seconds: float
+    wall_s: float
+    cpu_s: float  # of the job's processes (0: unknown)
     natoms: int
     kpoints: int
     jobdir: Path
     cached: bool
+
+    @property
+    def seconds(self) -> float:
+        """The job's time on a free core: its CPU time when the machine was busy
+        (wall > CPU), its wall time for a job on several cores (CPU > wall)."""
+        return min(self.wall_s, self.cpu_s) if self.cpu_s > 0 else self.wall_s
 
 
 @dataclass
@@ -223,13 +230,24 @@ def time_one_frame(config: RunConfig, labeler, atoms: Atoms) -> FrameTiming:
     record = jobdir / "timing.json"
     nk = kpoint_count(config, frame)
     if record.is_file() and (jobdir / "output.extxyz").is_file():
-        seconds = float(json.loads(record.read_text())["seconds"])
-        return FrameTiming(seconds, len(frame), nk, jobdir, cached=True)
+        held = json.loads(record.read_text())
+        wall, cpu = float(held["wall_s"]), float(held.get("cpu_s", 0.0))
+        return FrameTiming(wall, cpu, len(frame), nk, jobdir, cached=True)
+    before = _children_cpu()
     t0 = time.perf_counter()
     label_one(labeler, frame, jobdir, config.labeler.timeout_s, config.labeler.launcher)
-    seconds = time.perf_counter() - t0
-    record.write_text(json.dumps({"seconds": seconds, "natoms": len(frame)}))
-    return FrameTiming(seconds, len(frame), nk, jobdir, cached=False)
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu() - before
+    record.write_text(json.dumps({"wall_s": wall, "cpu_s": cpu, "natoms": len(frame)}))
+    return FrameTiming(wall, cpu, len(frame), nk, jobdir, cached=False)
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished child processes."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def job_seconds(config: RunConfig, timing: FrameTiming, atoms: Atoms) -> float:
@@ -311,10 +329,17 @@ def _estimate_lines(plan: Plan, config: RunConfig) -> list[str]:
     if timing is None:
         return ["DFT time: not estimated (no frame timed)"]
     how = "reused from" if timing.cached else "job kept in"
+    busy = ""
+    if 0 < timing.cpu_s < 0.7 * timing.wall_s:
+        busy = (
+            f"; the machine was busy ({timing.wall_s:.0f} s wall for "
+            f"{timing.cpu_s:.0f} s CPU): the estimate takes the CPU time, "
+            "as on free cores"
+        )
     lines = [
         f"One frame timed: {timing.natoms} atoms, {timing.kpoints} k-points, "
-        f"{timing.seconds:.1f} s with {config.labeler.code} on one core "
-        f"({how} {timing.jobdir})",
+        f"{timing.seconds:.1f} s with {config.labeler.code} "
+        f"({how} {timing.jobdir}){busy}",
         f"Estimated DFT wall time, {plan.workers} jobs side by side "
         "(t1 x (N/N1)^3 x k-points ratio per job):",
     ]
