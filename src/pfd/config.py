@@ -18,10 +18,12 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from pfd.errors import ConfigError
+from pfd.errors import ConfigError, PFDError
+from pfd.registry import BACKENDS, LABELERS, check_name, load_class
 
 
 class _Model(BaseModel):
@@ -37,8 +39,13 @@ class StructureConfig(_Model):
     format: str | None = Field(None, description="ase.io format, guessed if absent.")
 
 
-#: The checkpoint each built-in backend starts from when none is given.
-DEFAULT_CHECKPOINTS = {"sevennet": "7net-0", "chgnet": "chgnet-0.3.0"}
+def _backend_attribute(backend: str, attribute: str, default: Any) -> Any:
+    """A class attribute a backend declares (``supports_replay``, ...)."""
+    try:
+        cls = load_class(backend, BACKENDS, "model backend")
+    except PFDError as err:
+        raise ValueError(str(err)) from err
+    return getattr(cls, attribute, default)
 
 
 class ModelConfig(_Model):
@@ -52,8 +59,9 @@ class ModelConfig(_Model):
     )
     checkpoint: str = Field(
         "",
-        description="A checkpoint shipped with the backend ('7net-0' for sevennet, "
-        "'chgnet-0.3.0' for chgnet: the defaults) or a path to a local file.",
+        description="A checkpoint shipped with the backend or a path to a local "
+        "file; default: the backend's default_checkpoint ('7net-0' for sevennet, "
+        "'chgnet-0.3.0' for chgnet).",
     )
     head: str | None = Field(
         None,
@@ -72,13 +80,7 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _check_backend(self) -> ModelConfig:
-        from pfd.registry import BACKENDS
-
-        if self.backend not in BACKENDS and ":" not in self.backend:
-            raise ValueError(
-                f"unknown backend '{self.backend}'; choose one of {sorted(BACKENDS)} "
-                "or give 'module:Class'"
-            )
+        check_name(self.backend, BACKENDS, "backend")
         if not self.checkpoint:
             raise ValueError(
                 f"model.checkpoint is required for backend '{self.backend}'"
@@ -90,8 +92,11 @@ class ModelConfig(_Model):
     def _default_checkpoint(cls, data: Any) -> Any:
         if isinstance(data, dict) and not data.get("checkpoint"):
             backend = data.get("backend", "sevennet")
-            if backend in DEFAULT_CHECKPOINTS:
-                data = {**data, "checkpoint": DEFAULT_CHECKPOINTS[backend]}
+            try:  # an unknown or unloadable backend: its own error follows
+                default = _backend_attribute(backend, "default_checkpoint", None)
+            except ValueError:
+                default = None
+            data = {**data, "checkpoint": default or ""}
         return data
 
 
@@ -106,6 +111,13 @@ class FineTuneConfig(_Model):
     )
     force_weight: float = Field(1.0, ge=0)
     stress_weight: float = Field(0.01, ge=0)
+    huber_delta: float | None = Field(
+        None,
+        gt=0,
+        description="δ of the Huber loss of backends that train with one; default: "
+        "the trainer's own, 0.01 for SevenNet (errors in eV/atom, eV/Å, kBar) and "
+        "0.1 for CHGNet (eV/atom, eV/Å, GPa).",
+    )
     refit_e0: bool = Field(
         True, description="Refit per-element reference energies before training."
     )
@@ -116,9 +128,10 @@ class FineTuneConfig(_Model):
     )
     replay_data: Path | None = Field(
         None,
-        description="backend mace only: an extxyz of the foundation model's own "
-        "training data (e.g. a few thousand MPtrj frames, energies at the "
-        "foundation's energy zero in info 'REF_energy', forces in 'REF_forces'), "
+        description="Backends that support replay (mace): an extxyz of the "
+        "foundation model's own training data (e.g. a few thousand MPtrj frames, "
+        "energies at the foundation's energy zero in info 'REF_energy', forces "
+        "in 'REF_forces'), "
         "replayed in MACE's multi-head fine-tuning so the model keeps what it knew; "
         "relative to the YAML.",
     )
@@ -127,7 +140,12 @@ class FineTuneConfig(_Model):
 class LabelerConfig(_Model):
     """The reference (DFT) calculator that labels frames."""
 
-    code: Literal["gpaw", "qe", "cp2k", "vasp", "abacus", "ase"] = "gpaw"
+    code: str = Field(
+        "gpaw",
+        description="'gpaw', 'qe', 'cp2k', 'vasp', 'abacus', 'ase' (with "
+        "labeler.calculator), or an import path 'module:Class' of your own labeller "
+        "(see pfd.label.Labeler).",
+    )
     calculator: str | None = Field(
         None,
         description="For code 'ase': an import path 'module:Class' of any ASE "
@@ -172,6 +190,12 @@ class LabelerConfig(_Model):
         le=1,
         description="Stop the run if more than this share of an iteration fails.",
     )
+
+    @field_validator("code")
+    @classmethod
+    def _check_code(cls, code: str) -> str:
+        check_name(code, LABELERS, "labeler code")
+        return code
 
     @model_validator(mode="after")
     def _check_calculator(self) -> LabelerConfig:
@@ -371,6 +395,9 @@ class DistillConfig(_Model):
     lammps_atoms: int = Field(
         4000, ge=1, description="About how many atoms the ready LAMMPS input runs."
     )
+    lammps_steps: int = Field(
+        10000, ge=1, description="MD steps of the ready LAMMPS input (in.lammps)."
+    )
 
 
 class EOSReportConfig(_Model):
@@ -401,6 +428,9 @@ class VacancyReportConfig(_Model):
     species: str | None = None
     min_atoms: int = Field(32, ge=2, description="Smallest supercell used.")
     fmax_eV_A: float = Field(0.02, gt=0)
+    max_steps: int = Field(
+        300, ge=1, description="BFGS steps at most (a vacancy relaxes in tens)."
+    )
     dft: bool = Field(
         False,
         description="DFT single points of the supercell and of the teacher-relaxed "
@@ -420,6 +450,12 @@ class DiffusionReportConfig(_Model):
     timestep_fs: float = Field(1.0, gt=0)
     min_atoms: int = Field(64, ge=1)
     rdf_steps: int = Field(100, ge=10, description="Teacher MD steps for its RDF.")
+    friction: float = Field(
+        0.01,
+        gt=0,
+        description="ASE Langevin friction, in inverse ASE time units (0.01: a "
+        "velocity memory of ~1 ps).",
+    )
 
 
 class SpeedReportConfig(_Model):
@@ -485,7 +521,7 @@ class RunConfig(_Model):
     run_dir: Path = Field(Path("runs/pfd"), description="Relative to the YAML file.")
     seed: int = 0
     structures: list[StructureConfig] = Field(min_length=1)
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = Field(default_factory=ModelConfig)
     finetune: FineTuneConfig = FineTuneConfig()
     labeler: LabelerConfig = LabelerConfig()
     initial: InitialConfig = InitialConfig()
@@ -498,17 +534,17 @@ class RunConfig(_Model):
 
     @model_validator(mode="after")
     def _check_replay(self) -> RunConfig:
-        if self.finetune.replay_data is not None and self.model.backend in (
-            "sevennet",
-            "chgnet",
-            "dpa",
+        backend = self.model.backend
+        if self.finetune.replay_data is None or _backend_attribute(
+            backend, "supports_replay", False
         ):
-            raise ValueError(
-                "finetune.replay_data (multi-head replay) is for model.backend "
-                f"'mace'; backend '{self.model.backend}' fine-tunes without it: "
-                "remove the key"
-            )
-        return self
+            return self
+        able = [n for n in BACKENDS if _backend_attribute(n, "supports_replay", 0)]
+        raise ValueError(
+            "finetune.replay_data (multi-head replay) is for model.backend "
+            f"{', '.join(repr(n) for n in able)}; backend '{backend}' fine-tunes "
+            "without it: remove the key"
+        )
 
 
 # Settings whose change would invalidate what a run directory already holds
