@@ -32,7 +32,10 @@ def test_teacher_runs_up_to_its_largest_size_and_the_ratio_is_at_equal_size():
     assert [len(c) for c in limited] == [4, 108]  # 3x3x3: the largest <= 120
     assert [len(c) for c in every] == [4, 108, 500]
     result = compare_speed(
-        {"teacher": EMT, "student": EMT}, CU, settings.model_copy(update={"sizes": [4, 32]}), threads=3
+        {"teacher": EMT, "student": EMT},
+        CU,
+        settings.model_copy(update={"sizes": [4, 32]}),
+        threads=3,
     )
     assert result.equal_size_atoms == 32
     ms = result.ms_per_atom_step

@@ -68,4 +68,6 @@ def equation_of_state(
     n = len(atoms)
     volumes = [f.get_volume() / n for f in frames]
     energies = [energy(f, calc) / n for f in frames]
-    return EOSCurve(structure_name(atoms), volumes, energies, fit_eos(volumes, energies))
+    return EOSCurve(
+        structure_name(atoms), volumes, energies, fit_eos(volumes, energies)
+    )

@@ -24,15 +24,6 @@ class PhononBands:
     gamma_THz: list[float]
     n_displacements: int
 
-    @property
-    def max_THz(self) -> float:
-        return float(np.max(self.frequencies_THz))
-
-    @property
-    def acoustic_gamma_THz(self) -> float:
-        """The largest |frequency| of the three acoustic modes at Γ (ideally 0)."""
-        return float(np.max(np.abs(self.gamma_THz[:3])))
-
     def to_dict(self) -> dict:
         return asdict(self)
 
