@@ -193,7 +193,7 @@ def test_md_workers_and_resource_tracker_die_with_a_killed_run(
         ),
         name="md.yaml",
     )
-    run = f"md-{os.getpid()}"
+    run = f"md-{tmp_path}"  # unique to this test
     driver = start_run(config, run)
     deadline = time.monotonic() + 300
     workers: list[int] = []

@@ -48,7 +48,7 @@ def _config(make_config, tmp_path: Path, name: str, extra: dict | None = None) -
 
 
 def _pfd(config: Path) -> subprocess.Popen:
-    return start_run(config, f"plain-{config.stem}")
+    return start_run(config, f"plain-{config}")  # unique: the test's own path
 
 
 def _errors(config: Path) -> str:
@@ -191,7 +191,7 @@ def distill_plan() -> list[Point]:
 def run_with_kills(config: Path, run_dir: Path, plan: list[Point]) -> list[str]:
     """Run ``config`` to the end, SIGKILLed at each point of ``plan`` the run
     reaches (none of its processes may outlive a kill); the phases killed."""
-    layout, run = RunLayout(run_dir), f"kill-{config.stem}"
+    layout, run = RunLayout(run_dir), f"kill-{run_dir}"  # unique to this test
     killed: list[str] = []
     for point in plan:
         trigger = point.arm(layout, run)
