@@ -70,7 +70,8 @@ def test_init_yaml_fits_and_dry_run_passes(tmp_path: Path, name: str):
     pressures = config.explore.pressures_bar
     assert pressures == ([None, 10000.0] if periodic else [None])
     structure = config.structures[0]
-    assert len(structure.path.name) and structure.path.is_file()
+    assert len(structure.path.name)
+    assert structure.path.is_file()
     if name == "cu":  # fcc Cu: 2x2x2 cubic cells reach the 6 Å default cutoff
         assert structure.supercell == (2, 2, 2)
         assert config.labeler.parameters["kpts"] == {"density": 3.5}  # a metal
@@ -119,7 +120,8 @@ def test_dry_run_names_what_is_missing(tmp_path: Path):
     result = _run("run", "--dry-run", str(path))
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: report.test_data '{tmp_path / 'nothere.extxyz'}' not found; fix the path"
+        f"Error: report.test_data '{tmp_path / 'nothere.extxyz'}' not found; "
+        "fix the path"
     ]
 
 

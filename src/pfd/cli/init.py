@@ -1,4 +1,4 @@
-"""Write a commented run YAML that fits one structure (check it with 'pfd run --dry-run')."""
+"""Write a commented run YAML that fits a structure (then: pfd run --dry-run)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def command(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="Foundation model: sevennet, chgnet, mace, dpa, module:Class."
+            "--model",
+            help="Foundation model: sevennet, chgnet, mace, dpa, module:Class.",
         ),
     ] = "sevennet",
     checkpoint: Annotated[
@@ -44,7 +45,9 @@ def command(
     from pfd.init import init_config
 
     if out.exists() and not force:
-        raise PFDError(f"'{out}' exists; give another --output or --force to replace it")
+        raise PFDError(
+            f"'{out}' exists; give another --output or --force to replace it"
+        )
     path = init_config(
         structure, out, dft=dft, model=model, checkpoint=checkpoint, melting_K=melting_k
     )

@@ -168,7 +168,9 @@ def read_structure(path: Path) -> Atoms:
         atoms = atoms[-1]
     if len(atoms) == 0:
         raise PFDError(f"structure file '{path}' holds no atoms")
-    unknown = sorted({s for s in atoms.get_chemical_symbols() if s not in atomic_numbers})
+    unknown = sorted(
+        {s for s in atoms.get_chemical_symbols() if s not in atomic_numbers}
+    )
     if unknown or 0 in atoms.numbers:
         raise PFDError(f"structure file '{path}' has unknown element(s) {unknown}")
     return atoms
@@ -208,7 +210,7 @@ def decide(
     else:
         temperatures = [300.0, 600.0, 900.0]
     dt = md_timestep_fs(atoms)
-    steps = int(round(MD_TIME_FS / dt))
+    steps = round(MD_TIME_FS / dt)
     return Choices(
         name=name,
         structure=structure,
@@ -263,7 +265,9 @@ def init_config(
     choices.name = name.lower().replace(" ", "_")
     if box is not None:
         choices.notes.append(f"boxed copy with {VACUUM_A:g} Å of vacuum each side")
-    labeler = dft_section(dft, sorted(set(atoms.get_chemical_symbols())), atoms, choices)
+    labeler = dft_section(
+        dft, sorted(set(atoms.get_chemical_symbols())), atoms, choices
+    )
     text = render(choices, model, checkpoint, labeler)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -27,8 +27,10 @@ KDENSITY_METAL = 3.5
 #: hard: first-row p elements, H and the 3d metals want ~500 eV.
 GPAW_ECUT_EV = 350.0
 GPAW_ECUT_HARD_EV = 500.0
-HARD = frozenset("H B C N O F Sc Ti V Cr Mn Fe Co Ni Cu Zn".split())
-MAGNETIC = frozenset("Cr Mn Fe Co Ni Gd".split())
+HARD = frozenset(
+    "H B C N O F Sc Ti V Cr Mn Fe Co Ni Cu Zn".split()  # noqa: SIM905
+)
+MAGNETIC = frozenset(["Cr", "Mn", "Fe", "Co", "Ni", "Gd"])
 
 PRESETS = {
     "gpaw": "PW 350 eV, PBE, Fermi-Dirac 0.05 eV (pfd.label.gpaw.PRESET)",
@@ -114,13 +116,11 @@ def _check_here(out: DFTChoice, symbols: list[str]) -> None:
     from pfd.label import make_labeler
 
     try:
-        labeler = make_labeler(LabelerConfig(code=out.code, parameters=out.parameters))
         if out.code == "qe":
-            found = labeler.pseudopotentials(set(symbols))  # type: ignore[attr-defined]
-            out.parameters["pseudopotentials"] = found
-            out.comments["pseudopotentials"] = (
-                f"found in {labeler.parameters['pseudo_dir']}"  # type: ignore[attr-defined]
-            )
+            from pfd.label.qe import PRESET
+
+            _qe_pseudopotentials(out, symbols, PRESET["pseudo_dir"])
+        labeler = make_labeler(LabelerConfig(code=out.code, parameters=out.parameters))
         if out.code == "cp2k":
             kinds = labeler.kinds(set(symbols))  # type: ignore[attr-defined]
             named = "; ".join(f"{s}: {b}, {p}" for s, (b, p) in kinds.items())
@@ -128,3 +128,23 @@ def _check_here(out: DFTChoice, symbols: list[str]) -> None:
         labeler.check(set(symbols))
     except PFDError as err:
         out.notes.append(f"NOT READY on this machine: {err}")
+
+
+def _qe_pseudopotentials(out: DFTChoice, symbols: list[str], pseudo_dir: str) -> None:
+    """The first PBE file of each element in ``pseudo_dir``; the others named."""
+    from pathlib import Path
+
+    from pfd.label.qe import pseudo_candidates
+
+    if not Path(pseudo_dir).is_dir():
+        return  # the check says what to set
+    found = {s: pseudo_candidates(Path(pseudo_dir), s) for s in symbols}
+    if not all(found.values()):
+        return
+    out.parameters["pseudopotentials"] = {s: files[0] for s, files in found.items()}
+    out.comments["pseudopotentials"] = f"PBE files found in {pseudo_dir}"
+    for symbol, files in found.items():
+        if len(files) > 1:
+            out.notes.append(
+                f"QE: other PBE files for {symbol}: {', '.join(files[1:])}"
+            )

@@ -20,9 +20,13 @@ def flow(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, list):
-        value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix(
-        "\n..."
+        value = [
+            int(v) if isinstance(v, float) and v.is_integer() else v for v in value
+        ]
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**6)
+        .strip()
+        .removesuffix("\n...")
     )
 
 
@@ -51,7 +55,8 @@ def render(choices, model: str, checkpoint: str | None, dft: DFTChoice) -> str:
 def _header(c) -> list[str]:
     kind = "periodic crystal" if c.periodic else "molecule (not periodic)"
     return [
-        f"# {c.formula}: {kind}, {c.natoms} atoms per DFT frame. Written by `pfd init`;",
+        f"# {c.formula}: {kind}, {c.natoms} atoms per DFT frame. Written by "
+        "`pfd init`;",
         "# every value is a starting point with its reason. Check it and see the DFT",
         "# cost with `pfd run --dry-run THIS.yaml`, then `pfd run THIS.yaml`.",
         entry(0, "name", c.name),
@@ -124,7 +129,9 @@ def _loop(c) -> list[str]:
         entry(2, "temperatures_K", c.temperatures_K, why_t),
         entry(2, "pressures_bar", pressures, why_p),
         entry(2, "steps", c.steps, f"{c.steps * c.timestep_fs / 1000:g} ps"),
-        entry(2, "timestep_fs", c.timestep_fs, "2 fs; 1 fs with light atoms, 0.5 with H"),
+        entry(
+            2, "timestep_fs", c.timestep_fs, "2 fs; 1 fs with light atoms, 0.5 with H"
+        ),
         entry(2, "sample_every", c.sample_every, "~40 candidates per trajectory"),
         "",
         "select:",
@@ -141,7 +148,7 @@ def _loop(c) -> list[str]:
 def _distill(c) -> list[str]:
     sizes = [[1, 1, 1], [2, 1, 1]] if c.periodic else [[1, 1, 1]]
     return [
-        "distill:                     # phase 2: the fine-tuned teacher -> DeePMD student",
+        "distill:                     # phase 2: fine-tuned teacher -> DeePMD student",
         entry(2, "supercells", sizes, "teacher MD sizes, multiples of the above"),
         entry(2, "steps", 120),
         entry(2, "sample_every", 5),
