@@ -76,6 +76,6 @@ def model_estimate(config: RunConfig, foundation, structures: list[Atoms]) -> st
         f"per iteration MD ~{minutes(md)} ({len(tasks)} trajectories, "
         f"{md_workers} side by side, one call per step), training ~{minutes(train(1))} "
         f"at iteration 1 to ~{minutes(train(last))} at iteration {last} "
-        f"(epochs x frames x {TRAIN_CALLS_PER_FRAME:g} calls, calibrated on the Si example); "
+        f"(epochs x frames x {TRAIN_CALLS_PER_FRAME:g} calls, calibrated on Si); "
         "model loading and selection not counted"
     )
