@@ -21,12 +21,12 @@ def _emt_model(path: Path, shift: float) -> Path:
 
 
 def test_serves_a_backend_model(tmp_path: Path):
-    from ase.calculators.emt import EMT as PlainEMT
+    from ase.calculators.emt import EMT as EMTCalculator
 
     model = _emt_model(tmp_path / "model.json", -0.25)
     atoms = bulk("Cu", "fcc", 3.6, cubic=True)
     atoms.rattle(0.05, seed=1)
-    atoms.calc = PlainEMT()
+    atoms.calc = EMTCalculator()
     expected = atoms.get_potential_energy() - 0.25 * len(atoms)
     atoms.calc = load_calculator(model, backend=EMT, type_map=["Cu"])
     assert atoms.get_potential_energy() == pytest.approx(expected, abs=1e-9)
@@ -96,7 +96,6 @@ def test_text_file_named_like_a_student(tmp_path: Path):
 def test_shipped_name_and_sniffed_checkpoint():
     pytest.importorskip("sevenn")
     from pfd.calculators import guess_kind
-
     from pfd.models.sevennet import SevenNetBackend
 
     assert guess_kind("7net-0") == "sevennet"
