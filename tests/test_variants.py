@@ -1,0 +1,176 @@
+"""Structure variants on tiny crystals: counts, sizes, geometry, and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from pydantic import ValidationError
+from threadpoolctl import threadpool_limits
+
+from pfd.errors import ConfigError
+from pfd.structures import too_close
+from pfd.variants import (
+    VariantsConfig,
+    describe,
+    generate,
+    interstitials,
+    random_phases,
+    slabs,
+    vacancies,
+)
+
+
+def _crystal(name: str) -> Atoms:
+    atoms = {
+        "Cu": bulk("Cu", "fcc", a=3.6),
+        "NaCl": bulk("NaCl", "rocksalt", a=5.64),
+        "ZnO": bulk("ZnO", "wurtzite", a=3.25, c=5.2),
+        "Si": bulk("Si", "diamond", a=5.43),
+    }[name]
+    atoms.info = {"structure": 3, "name": name}
+    return atoms
+
+
+def test_fcc_cu_has_one_distinct_vacancy():
+    (cell,) = vacancies(_crystal("Cu"), min_atoms=32)
+    assert cell.info["variant"] == "vacancy-Cu0"
+    assert cell.info["structure"] == 3
+    assert len(cell) == 31  # 32-atom cubic supercell minus one
+    assert cell.info["multiplicity"] == 32
+    assert np.allclose(cell.cell.cellpar(), [7.2, 7.2, 7.2, 90, 90, 90])
+
+
+@pytest.mark.parametrize("name", ["NaCl", "ZnO"])
+def test_two_element_crystal_has_one_vacancy_per_species(name):
+    atoms = _crystal(name)
+    cells = vacancies(atoms, min_atoms=20)
+    assert [c.info["variant"].rstrip("0") for c in cells] == [
+        f"vacancy-{s}" for s in dict.fromkeys(atoms.get_chemical_symbols())
+    ]
+    for cell in cells:
+        removed = cell.info["variant"][len("vacancy-") : -1]
+        host = len(cell) + 1
+        assert host >= 20
+        assert host % len(atoms) == 0
+        # the removed species is the one missing from the stoichiometric host
+        counts = {s: cell.get_chemical_symbols().count(s) for s in set(cell.symbols)}
+        assert counts[removed] == host // 2 - 1
+
+
+def test_large_input_cell_is_used_as_it_is():
+    big = _crystal("NaCl").repeat((3, 3, 3))  # 54 atoms >= min_atoms
+    cells = vacancies(big, min_atoms=32)
+    assert [len(c) for c in cells] == [53, 53]
+    assert np.allclose(cells[0].cell[:], big.cell[:])
+
+
+def _gap_and_planes(slab: Atoms) -> tuple[float, int]:
+    z = np.sort(slab.positions[:, 2])
+    planes = 1 + int(np.sum(np.diff(z) > 0.1))
+    return slab.cell[2, 2] - (z[-1] - z[0]), planes
+
+
+@pytest.mark.parametrize(
+    ("name", "hkl", "layers"), [("Cu", (1, 1, 1), 5), ("NaCl", (1, 0, 0), 4)]
+)
+def test_slab_has_vacuum_and_layers(name, hkl, layers):
+    (slab,) = slabs(_crystal(name), miller=[hkl], layers=layers, vacuum_A=12.0)
+    gap, planes = _gap_and_planes(slab)
+    assert gap >= 12.0 - 1e-6
+    assert planes == layers
+    assert slab.info["variant"] == "slab-" + "".join(map(str, hkl))
+    assert slab.info["fixed_cell"] is True
+    assert slab.pbc.all()
+    # third cell vector along the surface normal
+    assert np.allclose(slab.cell[:2] @ slab.cell[2], 0, atol=1e-8)
+    counts = np.bincount(slab.numbers)
+    assert len(set(counts[counts > 0])) == 1  # NaCl stays stoichiometric
+
+
+@pytest.mark.parametrize("bad", ["111", [1, 1], (1.0, 1, 1), [0, 0, 0]])
+def test_bad_miller_index_is_a_one_line_config_error(bad):
+    with pytest.raises(ConfigError) as err:
+        slabs(_crystal("Cu"), miller=[bad])
+    message = str(err.value)
+    assert "\n" not in message
+    assert repr(bad) in message
+    assert "[1, 1, 1]" in message
+
+
+def test_variants_config_refuses_bad_requests():
+    with pytest.raises(ValidationError, match=r"e\.g\. \[1, 1, 1\]"):
+        VariantsConfig(surfaces=["111"])
+    with pytest.raises(ValidationError, match="unknown element"):
+        VariantsConfig(interstitials=["Xx"])
+    with pytest.raises(ValidationError, match="extra"):
+        VariantsConfig(vacancy=True)
+
+
+def test_variant_of_a_molecule_is_a_one_line_config_error():
+    water = molecule("H2O")
+    water.info = {"structure": 0, "name": "water"}
+    for make in (
+        lambda: vacancies(water),
+        lambda: generate(water, VariantsConfig(surfaces=[[1, 1, 1]])),
+    ):
+        with pytest.raises(ConfigError, match="'water' is not periodic") as err:
+            make()
+        assert "\n" not in str(err.value)
+    assert generate(water, VariantsConfig()) == []  # nothing asked, nothing to refuse
+
+
+def test_si_interstitials_at_distinct_open_sites():
+    cells = interstitials(_crystal("Si"), min_atoms=16, max_sites=3)
+    # diamond has two interstitial sites: tetrahedral and hexagonal
+    assert [c.info["variant"] for c in cells] == [
+        "interstitial-Si-0",
+        "interstitial-Si-1",
+    ]
+    assert all(len(c) == 17 for c in cells)
+    # the tetrahedral site is the most open one: one Si-Si bond length away
+    assert cells[0].info["gap_A"] == pytest.approx(5.43 * np.sqrt(3) / 4, abs=0.01)
+    assert cells[1].info["gap_A"] < cells[0].info["gap_A"]
+
+
+def test_random_phases_of_cu_have_its_composition_and_no_overlaps():
+    fcc = _crystal("Cu")
+    with threadpool_limits(1):
+        phases = random_phases(
+            fcc,
+            n=2,
+            calculator_factory=EMT,
+            seed=2,
+            max_atoms=4,
+            candidates=4,
+            steps=30,
+        )
+    assert 1 <= len(phases) <= 2
+    energies = [p.info["energy_eV_atom"] for p in phases]
+    assert energies == sorted(energies)
+    for phase in phases:
+        assert set(phase.get_chemical_symbols()) == {"Cu"}
+        assert 1 <= len(phase) <= 4
+        assert not too_close(phase, 0.7)
+        assert phase.info["structure"] == 3
+    with pytest.raises(ConfigError, match="foundation model"):
+        random_phases(fcc, n=1)
+
+
+def test_generate_melt_and_describe():
+    cu = _crystal("Cu")
+    cfg = VariantsConfig(vacancies=True, surfaces=[[1, 0, 0]], layers=2, melt=True)
+    variants = generate(cu, cfg)
+    assert [v.info["variant"] for v in variants] == ["vacancy-Cu0", "slab-100", "melt"]
+    hold, quench = variants[-1].info["ramps"]
+    assert hold["start_K"] == hold["stop_K"] == pytest.approx(1.5 * 1357.77)
+    assert quench["stop_K"] == 300.0
+    assert describe(variants) == [
+        "vacancy: 1 x 31 atoms (Cu0)",
+        "slab: 1 x 16 atoms (100)",
+        "melt: 1 x 32 atoms",
+    ]
+    with pytest.raises(ConfigError, match="melting_K"):
+        generate(_crystal("NaCl"), VariantsConfig(melt=True))
