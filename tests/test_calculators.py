@@ -12,7 +12,7 @@ from ase.build import bulk
 from pfd.calculators import ModelCalculator, load_calculator
 from pfd.errors import PFDError
 
-EMT = "pfd.testing:EMTBackend"
+EMT_BACKEND = "pfd.testing:EMTBackend"
 
 
 def _emt_model(path: Path, shift: float) -> Path:
@@ -21,23 +21,25 @@ def _emt_model(path: Path, shift: float) -> Path:
 
 
 def test_serves_a_backend_model(tmp_path: Path):
-    from ase.calculators.emt import EMT as EMTCalculator
+    from ase.calculators.emt import EMT
 
     model = _emt_model(tmp_path / "model.json", -0.25)
     atoms = bulk("Cu", "fcc", 3.6, cubic=True)
     atoms.rattle(0.05, seed=1)
-    atoms.calc = EMTCalculator()
+    atoms.calc = EMT()
     expected = atoms.get_potential_energy() - 0.25 * len(atoms)
-    atoms.calc = load_calculator(model, backend=EMT, type_map=["Cu"])
+    atoms.calc = load_calculator(model, backend=EMT_BACKEND, type_map=["Cu"])
     assert atoms.get_potential_energy() == pytest.approx(expected, abs=1e-9)
     # a picklable recipe for worker processes gives the same model
-    atoms.calc = ModelCalculator(str(model), backend=EMT)()
+    atoms.calc = ModelCalculator(str(model), backend=EMT_BACKEND)()
     assert atoms.get_potential_energy() == pytest.approx(expected, abs=1e-9)
 
 
 def test_backend_of_a_run_directory(tmp_path: Path):
     """A run's model file is read by the run's backend (its config.json)."""
-    (tmp_path / "config.json").write_text(json.dumps({"model": {"backend": EMT}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model": {"backend": EMT_BACKEND}})
+    )
     model = _emt_model(tmp_path / "final_model.pth", 1.0)
     (tmp_path / "iter_001").mkdir()
     earlier = _emt_model(tmp_path / "iter_001" / "model.pth", 2.0)
@@ -52,7 +54,7 @@ def test_backend_of_a_run_directory(tmp_path: Path):
 def test_elements_checked(tmp_path: Path):
     model = _emt_model(tmp_path / "model.json", 0.0)
     with pytest.raises(PFDError, match="Si"):
-        load_calculator(model, backend=EMT, type_map=["Cu", "Si"])
+        load_calculator(model, backend=EMT_BACKEND, type_map=["Cu", "Si"])
 
 
 def _one_line(err: pytest.ExceptionInfo, *words: str) -> None:
@@ -77,7 +79,7 @@ def test_not_a_model_file(tmp_path: Path):
         load_calculator(tmp_path / "notes.txt")
     _one_line(err, "notes.txt", "not a model file")
     with pytest.raises(PFDError) as err:
-        load_calculator(tmp_path / "notes.txt", backend=EMT)  # EMT reads JSON only
+        load_calculator(tmp_path / "notes.txt", backend=EMT_BACKEND)  # JSON only
     _one_line(err, "notes.txt", "cannot load", "a model file is")
     with pytest.raises(PFDError) as err:
         load_calculator(data, threads=0)
