@@ -246,6 +246,7 @@ def init_config(
     from pfd.init.render import render
 
     structure, out = Path(structure), Path(out)
+    name = structure.stem
     atoms = read_structure(structure)
     if check_model:
         check_elements(model, checkpoint, set(atoms.get_chemical_symbols()))
@@ -257,7 +258,6 @@ def init_config(
         out.parent.mkdir(parents=True, exist_ok=True)
         write(path, box)
         structure, atoms = path, box
-    name = structure.stem
     rel = os.path.relpath(structure.resolve(), out.resolve().parent)
     if rel.startswith(f"..{os.sep}.."):  # far away: where it is
         rel = str(structure.resolve())
