@@ -36,9 +36,9 @@ $PIP install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     echo ">> pip install torch==2.13.0 (CPU build)"
     $PIP install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 }
-echo ">> pip install -e .[sevennet,chgnet,gpaw,parsl,deepmd,abacus,dev]"
+echo ">> pip install -e .[sevennet,chgnet,gpaw,parsl,deepmd,abacus,variants,dev]"
 GPAW_CONFIG="$PWD/scripts/gpaw_siteconfig.py" \
-    $PIP install -q -e ".[sevennet,chgnet,gpaw,parsl,deepmd,abacus,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+    $PIP install -q -e ".[sevennet,chgnet,gpaw,parsl,deepmd,abacus,variants,dev]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import pfd, sevenn, gpaw, torch, deepmd, chgnet, abacuslite; print('>> pfd', \
 pfd.__version__, '| torch', torch.__version__, '| sevenn', sevenn.__version__, '| gpaw', \
 gpaw.__version__, '| deepmd-kit', deepmd.__version__, '| chgnet', chgnet.__version__)"
