@@ -123,3 +123,31 @@ def test_distill_settings_from_a_partial_or_whole_yaml(make_config, tmp_path: Pa
     whole = make_config({"distill": {"enabled": True, "student": {"steps": 7}}})
     assert load_distill_settings(whole, base).student.steps == 7
     assert load_distill_settings(whole, base).student.fitting != [32, 32]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("explore: {temperatures_K: [.nan]}", "'explore.temperatures_K.0'"),
+        ("explore: {temperatures_K: [1e400]}", "'explore.temperatures_K.0'"),
+        ("explore: {temperatures_K: [1.0e+6]}", "< 100000 K"),
+        ("explore: {steps: 100000000000000000000000000000}", "'explore.steps'"),
+        ("explore: {timestep_fs: 50}", "'explore.timestep_fs'"),
+        ("explore: {pressures_bar: [.inf]}", "'explore.pressures_bar.0'"),
+        ("explore: {guards: {max_energy_jump_eV_atom: .inf}}", "max_energy_jump"),
+        ("convergence: {force_rmse_eV_A: .nan}", "'convergence.force_rmse_eV_A'"),
+        ("distill: {temperatures_K: [-3]}", "distill.temperatures_K must be > 0 K"),
+        ("distill: {supercells: [[2, 0, 2]]}", "'distill.supercells.0.1'"),
+        ("report: {diffusion: {timestep_fs: .nan}}", "'report.diffusion.timestep_fs'"),
+    ],
+)
+def test_non_finite_and_unphysical_values_are_refused_at_load(
+    make_config, text, expected
+):
+    """NaN, inf and absurd sizes are one-line errors, never a hang in MD."""
+    import yaml
+
+    with pytest.raises(ConfigError) as err:
+        load_config(make_config(yaml.safe_load(text)))
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)

@@ -61,17 +61,26 @@ def _frames(db: RunDB) -> list[tuple]:
     ]
 
 
-@pytest.fixture
-def finished(tmp_path: Path) -> tuple[Path, Path]:
-    """A finished 2-iteration stand-in run: (its YAML, the labeller's call log)."""
-    log = tmp_path / "calls.log"
-    config = _project(tmp_path / "a", log, {"convergence": {"max_iterations": 2}})
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished 2-iteration stand-in run: (its folder, the labeller's call log)."""
+    root = tmp_path_factory.mktemp("recover")
+    log = root / "calls.log"
+    config = _project(root / "a", log, {"convergence": {"max_iterations": 2}})
     run_finetune(load_config(config), QUIET)
-    return config, log
+    return config.parent, log
+
+
+@pytest.fixture
+def finished(pristine, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the finished run (its YAML, the shared call log) for one test."""
+    folder, log = pristine
+    shutil.copytree(folder, tmp_path / "a")
+    return tmp_path / "a" / "pfd.yaml", log
 
 
 def test_pfd_recover_rebuilds_every_label(finished):
-    config, log = finished
+    config, _log = finished
     run = load_config(config).run_dir
     before = _frames(RunDB(run / "pfd.db"))
     n_labels = sum(1 for f in before if f[4] == "labelled")
@@ -99,7 +108,7 @@ def test_lost_database_is_rebuilt_by_run_without_repeating_dft(finished, capsys)
 
 
 def test_dft_extxyz_never_shrinks(finished):
-    config, log = finished
+    config, _log = finished
     cfg = load_config(config)
     dft = (cfg.run_dir / "dft.extxyz").read_bytes()
     (cfg.run_dir / "pfd.db").unlink()
@@ -107,7 +116,8 @@ def test_dft_extxyz_never_shrinks(finished):
         shutil.rmtree(job)  # these labels survive only in dft.extxyz
     with pytest.raises(PFDError, match="refusing to shrink it") as err:
         run_finetune(cfg, QUIET)
-    assert "pfd recover" in str(err.value) and "\n" not in str(err.value)
+    assert "pfd recover" in str(err.value)
+    assert "\n" not in str(err.value)
     assert (cfg.run_dir / "dft.extxyz").read_bytes() == dft
 
 

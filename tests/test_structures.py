@@ -58,3 +58,29 @@ def test_distance_checks():
     assert too_close(pair, 0.6)  # 1.0 Å < 0.6 * 2 * 1.11 Å
     pair.positions[1, 0] = 2.35
     assert not too_close(pair, 0.6)
+
+
+def test_lone_atom_in_vacuum_is_refused_but_a_periodic_one_is_not(tmp_path: Path):
+    write(tmp_path / "atom.xyz", Atoms("Cu", [[0, 0, 0]]))
+    with pytest.raises(PFDError, match="single atom without a periodic cell"):
+        read_structures([StructureConfig(path=tmp_path / "atom.xyz")])
+    write(tmp_path / "fcc.extxyz", bulk("Cu", "fcc", 3.6))  # 1 atom, periodic
+    assert len(read_structures([StructureConfig(path=tmp_path / "fcc.extxyz")])) == 1
+
+
+def test_structures_digest_is_the_contents_not_the_file(tmp_path: Path):
+    from pfd.structures import structures_digest
+
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    write(tmp_path / "a.extxyz", cu)
+    (tmp_path / "b").mkdir()
+    write(tmp_path / "b" / "a.vasp", cu)
+    one, two = (
+        read_structures([StructureConfig(path=p)])
+        for p in (tmp_path / "a.extxyz", tmp_path / "b" / "a.vasp")
+    )
+    assert structures_digest(one) == structures_digest(two)
+    cu.positions[0, 0] += 0.01
+    write(tmp_path / "a.extxyz", cu)
+    moved = read_structures([StructureConfig(path=tmp_path / "a.extxyz")])
+    assert structures_digest(moved) != structures_digest(one)

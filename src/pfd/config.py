@@ -27,7 +27,26 @@ from pfd.registry import BACKENDS, LABELERS, check_name, load_class
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every float finite: NaN or inf (YAML '.nan', '.inf', '1e400') is refused
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Bounds that fit the physics: temperatures in K, pressures in bar (±1 TPa),
+#: MD and training steps, supercell multiples.
+MAX_TEMPERATURE_K = 1e5
+MAX_STEPS = 10**9
+MAX_TIMESTEP_FS = 20.0
+Pressure = Annotated[float, Field(ge=-1e7, le=1e7)]
+Multiple = Annotated[int, Field(ge=1, le=1000)]
+
+
+def check_temperatures(key: str, values: list[float]) -> None:
+    """Temperatures must be > 0 K and below MAX_TEMPERATURE_K."""
+    for t in values:
+        if not 0 < t < MAX_TEMPERATURE_K:
+            raise ValueError(
+                f"{key} must be > 0 K and < {MAX_TEMPERATURE_K:g} K, got {t}"
+            )
 
 
 class StructureConfig(_Model):
@@ -35,7 +54,7 @@ class StructureConfig(_Model):
 
     path: Path = Field(description="Structure file, relative to the YAML file.")
     index: str = Field("-1", description="ase.io index: '-1' last frame, ':' all.")
-    supercell: tuple[int, int, int] = (1, 1, 1)
+    supercell: tuple[Multiple, Multiple, Multiple] = (1, 1, 1)
     format: str | None = Field(None, description="ase.io format, guessed if absent.")
 
 
@@ -220,9 +239,9 @@ class InitialConfig(_Model):
 class RampConfig(_Model):
     """A temperature ramp (heating, melt-and-quench): start to stop over steps."""
 
-    start_K: float = Field(gt=0)
-    stop_K: float = Field(gt=0)
-    steps: int = Field(ge=1)
+    start_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
+    stop_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
+    steps: int = Field(ge=1, le=MAX_STEPS)
 
 
 class GuardConfig(_Model):
@@ -243,13 +262,13 @@ class ExploreConfig(_Model):
     """MD with the current model on perturbed copies of the structures."""
 
     temperatures_K: list[float] = Field(default_factory=lambda: [300.0])
-    pressures_bar: list[float | None] = Field(
+    pressures_bar: list[Pressure | None] = Field(
         default_factory=lambda: [None],
         description="None (null) means NVT; a number means NPT at that pressure.",
     )
     ramps: list[RampConfig] = Field(default_factory=list)
-    steps: int = Field(300, ge=1)
-    timestep_fs: float = Field(2.0, gt=0)
+    steps: int = Field(300, ge=1, le=MAX_STEPS)
+    timestep_fs: float = Field(2.0, gt=0, le=MAX_TIMESTEP_FS)
     sample_every: int = Field(10, ge=1)
     friction_fs: float = Field(100.0, gt=0, description="Langevin time constant.")
     barostat_fs: float = Field(1000.0, gt=0, description="NPT cell time constant.")
@@ -264,9 +283,7 @@ class ExploreConfig(_Model):
     def _check(self) -> ExploreConfig:
         if not self.temperatures_K and not self.ramps:
             raise ValueError("explore needs temperatures_K or ramps")
-        for t in self.temperatures_K:
-            if t <= 0:
-                raise ValueError(f"explore.temperatures_K must be > 0 K, got {t}")
+        check_temperatures("explore.temperatures_K", self.temperatures_K)
         if not self.pressures_bar:
             raise ValueError(
                 "explore.pressures_bar must not be empty; use [null] for NVT"
@@ -320,7 +337,9 @@ class StudentConfig(_Model):
     embedding: list[int] = Field(default_factory=lambda: [16, 32, 64])
     axis_neuron: int = Field(8, ge=1)
     fitting: list[int] = Field(default_factory=lambda: [64, 64, 64])
-    steps: int = Field(20000, ge=1, description="Training steps (batches).")
+    steps: int = Field(
+        20000, ge=1, le=MAX_STEPS, description="Training steps (batches)."
+    )
     batch_size: int | Literal["auto"] = "auto"
     # DeePMD-kit's usual loss weights with a faster learning rate: on the Si
     # example's teacher data this halved the steps for the same force error
@@ -361,14 +380,16 @@ class DistillConfig(_Model):
         description="Teacher MD temperatures; default: the exploration's, widened "
         "by one at half the lowest and one at 1.2x the highest.",
     )
-    pressures_bar: list[float | None] | None = Field(
+    pressures_bar: list[Pressure | None] | None = Field(
         None, description="Default: the exploration's pressures and NVT."
     )
-    supercells: list[tuple[int, int, int]] = Field(
+    supercells: list[tuple[Multiple, Multiple, Multiple]] = Field(
         default_factory=lambda: [(1, 1, 1)],
         description="Supercells of each structure to run MD on (several sizes).",
     )
-    steps: int = Field(400, ge=1, description="MD steps per trajectory.")
+    steps: int = Field(
+        400, ge=1, le=MAX_STEPS, description="MD steps per trajectory."
+    )
     sample_every: int = Field(5, ge=1)
     rattles_per_frame: int = Field(
         1,
@@ -399,6 +420,11 @@ class DistillConfig(_Model):
         10000, ge=1, description="MD steps of the ready LAMMPS input (in.lammps)."
     )
 
+    @model_validator(mode="after")
+    def _check_temperatures(self) -> DistillConfig:
+        check_temperatures("distill.temperatures_K", self.temperatures_K or [])
+        return self
+
 
 class EOSReportConfig(_Model):
     """Energy-volume curves (Birch-Murnaghan) of each periodic input structure."""
@@ -413,7 +439,7 @@ class PhononReportConfig(_Model):
     """Phonon bands with phonopy (finite displacements) along ASE's band path."""
 
     enabled: bool = True
-    supercell: tuple[int, int, int] = (2, 2, 2)
+    supercell: tuple[Multiple, Multiple, Multiple] = (2, 2, 2)
     displacement_A: float = Field(0.01, gt=0)
     npoints: int = Field(80, ge=10)
     dft: bool = Field(
@@ -445,9 +471,9 @@ class DiffusionReportConfig(_Model):
     temperatures_K: list[float] | None = Field(
         None, description="Default: the exploration's temperatures."
     )
-    steps: int = Field(2000, ge=10)
-    equilibration_steps: int = Field(200, ge=0)
-    timestep_fs: float = Field(1.0, gt=0)
+    steps: int = Field(2000, ge=10, le=MAX_STEPS)
+    equilibration_steps: int = Field(200, ge=0, le=MAX_STEPS)
+    timestep_fs: float = Field(1.0, gt=0, le=MAX_TIMESTEP_FS)
     min_atoms: int = Field(64, ge=1)
     rdf_steps: int = Field(100, ge=10, description="Teacher MD steps for its RDF.")
     friction: float = Field(
@@ -455,6 +481,25 @@ class DiffusionReportConfig(_Model):
         gt=0,
         description="ASE Langevin friction, in inverse ASE time units (0.01: a "
         "velocity memory of ~1 ps).",
+    )
+
+    @model_validator(mode="after")
+    def _check_temperatures(self) -> DiffusionReportConfig:
+        check_temperatures("report.diffusion.temperatures_K", self.temperatures_K or [])
+        return self
+    solid_msd_fraction: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="No diffusion when the final MSD stays below this fraction of "
+        "the squared nearest-neighbour distance (vibration about the sites).",
+    )
+    min_msd_rise: float = Field(
+        0.3,
+        gt=0,
+        le=10,
+        description="A linear MSD regime rises by at least this fraction of its "
+        "value over the second half of the run; less is a plateau (a solid).",
     )
 
 

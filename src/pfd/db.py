@@ -101,10 +101,12 @@ class RunDB:
             reason=reason[:500],
         )
 
-    def reset_failed(self) -> int:
-        """Make every failed frame pending again with no attempts (new settings)."""
+    def reset_failed(self, from_iteration: int = 0) -> int:
+        """Make the failed frames of ``from_iteration`` on pending again with no
+        attempts (the labeller's settings changed: they get another chance)."""
         rows = [row for row in self._db.select() if row.status != LABELLED]
         rows = [row for row in rows if row.status == FAILED or row.attempts]
+        rows = [row for row in rows if row.iteration >= from_iteration]
         for row in rows:
             self._db.update(row.id, status=PENDING, attempts=0)
         return len(rows)

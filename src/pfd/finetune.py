@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.io import read
 
 from pfd.config import FineTuneConfig, ModelConfig, RunConfig
-from pfd.db import FAILED, LABELLED, RunDB, open_db, write_frames_atomic
+from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
 from pfd.errors import PFDError
 from pfd.evaluate import evaluate
 from pfd.execute import Executor, make_executor
@@ -37,16 +37,9 @@ from pfd.label.runner import label_frames
 from pfd.layout import RunLayout
 from pfd.models import CalculatorFactory, ForceFieldBackend, make_backend
 from pfd.progress import Reporter
-from pfd.recover import check_no_loss, missing_labels, rebuild_db
 from pfd.recover import export_dft as export_dft_file
 from pfd.select import filter_frames, select_frames
-from pfd.state import (
-    IterationRecord,
-    RunState,
-    file_digest,
-    make_run_dir,
-    prepare_run_dir,
-)
+from pfd.state import IterationRecord, RunState, open_run_dir
 from pfd.structures import perturb, read_structures, structures_digest
 
 
@@ -75,57 +68,18 @@ def setup(config: RunConfig, report: Reporter) -> Context:
     backend.check_elements(foundation, symbols)
     labeler = make_labeler(config.labeler)
     labeler.check(symbols)
-    layout = RunLayout(config.run_dir)
-    db = open_run_dir(config, layout, structures, foundation, report)
+    db = open_run_dir(config, structures_digest(structures), foundation, report)
     return Context(
         config=config,
-        run_dir=layout.root,
+        run_dir=config.run_dir,
         db=db,
-        state=RunState.load(layout.root),
+        state=RunState.load(config.run_dir),
         structures=structures,
         backend=backend,
         foundation=foundation,
         labeler=labeler,
         report=report,
     )
-
-
-def open_run_dir(
-    config: RunConfig,
-    layout: RunLayout,
-    structures: list[Atoms],
-    foundation: Path,
-    report: Reporter,
-) -> RunDB:
-    """Check the run directory's files, then record the config (nothing half-done).
-
-    A database that lacks DFT results its job directories hold (deleted, or
-    from a backup) is rebuilt from them with a warning; labels are never lost.
-    """
-    make_run_dir(layout.root)
-    RunState.load(layout.root)  # a damaged state.json stops here, before any write
-    db = open_db(layout.db)
-    missing = missing_labels(layout, db)
-    n_labelled = db.count(status=LABELLED) + len(missing)
-    if not missing:
-        check_no_loss(layout, n_labelled)
-    inputs = {"structures": structures_digest(structures)}
-    if foundation.is_file():
-        inputs["model.checkpoint"] = file_digest(foundation)
-    changed = prepare_run_dir(config, inputs=inputs, n_labelled=n_labelled)
-    if missing:
-        found = rebuild_db(layout, config.labeler.max_attempts)
-        report.console.print(
-            f"Warning: {layout.db} lacked {len(missing)} DFT results that label/ "
-            f"holds; rebuilt it from the job directories ({found.labelled} labelled, "
-            f"{found.failed} failed, {found.pending} pending frames)"
-            + (f"; the old file is {found.backup.name}" if found.backup else "")
-        )
-        db = open_db(layout.db)
-        check_no_loss(layout, db.count(status=LABELLED))
-    if changed and (n := db.reset_failed()):
-        report.info(f"labeler settings changed: {n} failed frames are tried again")
-    return db
 
 
 def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:

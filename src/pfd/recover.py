@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,7 @@ def _old_rows(path: Path) -> list[Row]:
         return []
     try:
         rows = RunDB(path).rows()
-    except (sqlite3.DatabaseError, ValueError, KeyError):
+    except (sqlite3.Error, ValueError, KeyError):
         return []
     out = []
     for row in rows:
@@ -202,11 +203,12 @@ def rebuild_db(layout: RunLayout, max_attempts: int = 2) -> Recovery:
 
 
 def _set_aside(path: Path) -> Path:
+    """Copy ``path`` to ``path.old-N`` (the file stays until replaced)."""
     k = 1
     while path.with_name(f"{path.name}.old-{k}").exists():
         k += 1
     backup = path.with_name(f"{path.name}.old-{k}")
-    os.replace(path, backup)
+    shutil.copyfile(path, backup)
     journal = path.with_name(path.name + "-journal")  # never applied to the new file
     if journal.exists():
         os.replace(journal, backup.with_name(backup.name + "-journal"))

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from pfd.config import FROZEN_ON_RESUME, RunConfig, config_to_dict
-from pfd.db import write_json_atomic
+from pfd.db import LABELLED, RunDB, open_db, write_json_atomic
 from pfd.errors import PFDError
 from pfd.layout import RunLayout
+from pfd.progress import Reporter
+from pfd.recover import check_no_loss, missing_labels, rebuild_db
 
 _LAYOUT = RunLayout(Path())
 STATE, CONFIG, DB = _LAYOUT.state.name, _LAYOUT.config.name, _LAYOUT.db.name
@@ -175,6 +177,47 @@ def prepare_run_dir(
         state.inputs = inputs
         state.save(layout.root)
     return changed
+
+
+def open_run_dir(
+    config: RunConfig, structures: str, foundation: Path, report: Reporter
+) -> RunDB:
+    """Check the run directory's files, then record the config (nothing half-done).
+
+    ``structures`` is the digest of the input structures, ``foundation`` the
+    checkpoint file: a resumed run compares their contents, not their paths.
+    A database that lacks DFT results its job directories hold (deleted, or
+    from a backup) is rebuilt from them with a warning; labels are never lost.
+    """
+    layout = RunLayout(config.run_dir)
+    make_run_dir(layout.root)
+    RunState.load(layout.root)  # a damaged state.json stops here, before any write
+    db = open_db(layout.db)
+    missing = missing_labels(layout, db)
+    n_labelled = db.count(status=LABELLED) + len(missing)
+    if not missing:
+        check_no_loss(layout, n_labelled)
+    inputs = {"structures": structures}
+    if foundation.is_file():
+        inputs["model.checkpoint"] = file_digest(foundation)
+    changed = prepare_run_dir(config, inputs=inputs, n_labelled=n_labelled)
+    if missing:
+        found = rebuild_db(layout, config.labeler.max_attempts)
+        report.console.print(
+            f"Warning: {layout.db} lacked {len(missing)} DFT results that label/ "
+            f"holds; rebuilt it from the job directories ({found.labelled} labelled, "
+            f"{found.failed} failed, {found.pending} pending frames)"
+            + (f"; the old file is {found.backup.name}" if found.backup else "")
+        )
+        db = open_db(layout.db)
+        check_no_loss(layout, db.count(status=LABELLED))
+    if changed:  # failed frames of iterations not yet finished get another chance
+        state = RunState.load(layout.root)
+        done = [r.iteration for r in state.iterations]
+        start = 0 if state.foundation is None else max(done, default=0) + 1
+        if n := db.reset_failed(start):
+            report.info(f"labeler settings changed: {n} failed frames are tried again")
+    return db
 
 
 def _labeler_runs(config: dict[str, Any]) -> dict[str, Any]:

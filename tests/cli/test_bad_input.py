@@ -249,3 +249,82 @@ def test_pfd_test_names_bad_models_and_data(workdir: Path, tmp_path: Path):
         out = _pfd_test_error(str(tmp_path / "graph.pb"), data)
         assert "graph.pb" in out
         assert "not a frozen DeePMD-kit graph" in out
+
+
+# --- checked before any DFT runs; corrupt run files (issue 18) ---------------------
+
+BEFORE_DFT = {
+    "calculator keyword typo": (
+        {"labeler": {"parameters": {"asap_cutof": True}}},
+        "EMT has no keyword 'asap_cutof'",
+    ),
+    "GPAW keyword typo": (
+        {"labeler": {"code": "gpaw", "calculator": None, "parameters": {"ecutt": 3}}},
+        "GPAW has no keyword 'ecutt'",
+    ),
+    "CHGNet checkpoint that is no model": (
+        {"model": {"backend": "chgnet", "checkpoint": "afile"}},
+        "cannot load CHGNet model",
+    ),
+    "lone atom in vacuum": (
+        {"structures": [{"path": "atom.xyz"}]},
+        "single atom without a periodic cell",
+    ),
+    "zero supercell": (
+        {"distill": {"supercells": [[0, 1, 1]]}},
+        "'distill.supercells.0.0'",
+    ),
+    "NaN temperature": (
+        {"explore": {"temperatures_K": [float("nan")]}},
+        "'explore.temperatures_K.0': Input should be a finite number",
+    ),
+    "absurd MD steps": ({"explore": {"steps": 10**29}}, "'explore.steps'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BEFORE_DFT))
+def test_refused_before_any_dft(workdir: Path, case: str):
+    update, expected = BEFORE_DFT[case]
+    write(workdir / "atom.xyz", Atoms("Cu", [[0, 0, 0]]))
+    config = workdir / f"{case.replace(' ', '_')}.yaml"
+    config.write_text(_yaml({**update, "run_dir": f"run-{case.replace(' ', '_')}"}))
+    result = CliRunner().invoke(app, ["run", str(config)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert expected in lines[0]
+    assert not (workdir / f"run-{case.replace(' ', '_')}" / "label").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "way_out"),
+    [
+        ("state.json", "delete it"),
+        ("config.json", "delete it"),
+        ("pfd.db", "pfd recover"),
+    ],
+)
+def test_corrupt_run_file_is_named_with_the_way_out(
+    workdir: Path, tmp_path: Path, name: str, way_out: str
+):
+    run = tmp_path / "run"
+    shutil.copytree(workdir / "run", run)
+    path = run / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    before = _digest(run)
+    commands = [["run", str(workdir / "valid.yaml"), "--run-dir", str(run)]]
+    if name != "config.json":
+        commands.append(["status", str(run)])
+    for args in commands:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1, result.output
+        assert str(path) in lines[0]
+        assert way_out in lines[0]
+        assert "unexpected" not in lines[0]
+        assert _digest(run) == before  # config.json not rewritten, nothing else
+    if name == "pfd.db":  # the way out works
+        assert CliRunner().invoke(app, ["recover", str(run)]).exit_code == 0
+        again = CliRunner().invoke(app, commands[0] + ["-q"])
+        assert again.exit_code == 0, again.output
