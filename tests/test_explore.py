@@ -84,3 +84,17 @@ def test_ramp_heats_up():
     temps = [f.info["temperature_K"] for f in traj.frames]
     # the first sample (step 50) targets 412 K, the last 1500 K
     assert temps[-1] > 1000 > temps[0]
+
+
+def test_explore_gives_the_same_trajectories_on_any_executor():
+    from pfd.execute import LocalExecutor
+    from pfd.explore import explore
+
+    cfg = ExploreConfig(temperatures_K=[300, 900], steps=8, sample_every=4)
+    alone = explore([_cu()], EMT, cfg, seed=3)  # a LocalExecutor of one thread
+    with LocalExecutor(md_workers=2) as pool:  # two spawned processes
+        side_by_side = explore([_cu()], EMT, cfg, seed=3, executor=pool)
+    assert [len(t.frames) for t in alone] == [2, 2]
+    for a, b in zip(alone, side_by_side, strict=True):
+        assert a.task == b.task
+        assert np.array_equal(a.frames[-1].positions, b.frames[-1].positions)
