@@ -142,6 +142,7 @@ def test_a_backend_that_breaks_the_contract_fails_it(tmp_path):
 
     class NoRefit(EMTBackend):
         def refit_e0(self, model, frames, out):
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(Path(model).read_text())
             return out
 
