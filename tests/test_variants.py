@@ -103,6 +103,8 @@ def test_bad_miller_index_is_a_one_line_config_error(bad):
 def test_variants_config_refuses_bad_requests():
     with pytest.raises(ValidationError, match=r"e\.g\. \[1, 1, 1\]"):
         VariantsConfig(surfaces=["111"])
+    with pytest.raises(ValidationError, match=r"e\.g\. \[\[1, 1, 1\]\], not '111'"):
+        VariantsConfig(surfaces="111")
     with pytest.raises(ValidationError, match="unknown element"):
         VariantsConfig(interstitials=["Xx"])
     with pytest.raises(ValidationError, match="extra"):

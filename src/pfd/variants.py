@@ -80,7 +80,9 @@ class VariantsConfig(BaseModel):
     @classmethod
     def _miller(cls, value: Any) -> Any:
         if not isinstance(value, list | tuple):
-            return value
+            raise ValueError(
+                f"give a list of Miller indices, e.g. [[1, 1, 1]], not {value!r}"
+            )
         try:
             return [miller_index(v) for v in value]
         except ConfigError as err:
@@ -119,13 +121,13 @@ def _tag(atoms: Atoms, parent: Atoms, variant: str, **extra: Any) -> Atoms:
     return atoms
 
 
-def _spglib(name: str, atoms: Atoms, **kwargs: Any) -> Any:
+def _spglib(name: str, atoms: Atoms, symprec: float = SYMPREC, **kwargs: Any) -> Any:
     """``spglib.<name>`` of ``atoms``; None where spglib finds no symmetry."""
     cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
     with warnings.catch_warnings():  # spglib 2.x warns about its legacy error mode
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            return getattr(spglib, name)(cell, symprec=SYMPREC, **kwargs)
+            return getattr(spglib, name)(cell, symprec=symprec, **kwargs)
         except Exception:  # spglib raises its own error type on failure
             return None
 
@@ -378,7 +380,7 @@ def random_phases(
         structure = _to_structure(new)
         if len(out) < n and not any(matcher.fit(structure, k) for k in kept):
             kept.append(structure)
-            group = _spglib("get_spacegroup", new)
+            group = _spglib("get_spacegroup", new, symprec=0.1)  # rattled, few steps
             name = f"phase-{len(out)}"
             out.append(_tag(new, atoms, name, energy_eV_atom=energy, spacegroup=group))
     return out
