@@ -10,6 +10,7 @@ phase on a slow machine and a fast one alike.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import time
@@ -77,12 +78,13 @@ class Point:
 
 
 def _rows(layout: RunLayout, status: str | None = None) -> int:
-    """Rows of the run database (read-only; 0 before it exists)."""
+    """Rows of the run database (0 before it exists). Not read-only: reading
+    after a kill inside a write rolls the write back, as any reader must."""
     if not layout.db.exists():
         return 0
     where = "WHERE json_extract(key_value_pairs, '$.status') = ?" if status else ""
     try:
-        with sqlite3.connect(f"file:{layout.db}?mode=ro", uri=True, timeout=5) as con:
+        with contextlib.closing(sqlite3.connect(layout.db, timeout=5)) as con:
             query = f"SELECT count(*) FROM systems {where}"
             return con.execute(query, (status,) if status else ()).fetchone()[0]
     except sqlite3.OperationalError:  # being created
@@ -116,7 +118,7 @@ def db_write(status: str | None, done: Callable[[RunLayout], bool]):
     def arm(layout: RunLayout, _run: str) -> Trigger | None:
         if done(layout):
             return None
-        before = _rows(layout, status)
+        before = _rows(layout, status)  # rolls back a write the last kill cut
         journal = layout.db.with_name(layout.db.name + "-journal")
         return lambda: journal.exists() or _rows(layout, status) > before
 
