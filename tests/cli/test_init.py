@@ -46,7 +46,7 @@ def _init(tmp_path: Path, atoms: Atoms, name: str, model: str) -> Path:
     out = tmp_path / f"{name}.yaml"
     result = _run(
         "init", str(tmp_path / f"{name}.extxyz"), "-o", str(out),
-        "--model", model, "--checkpoint", "model.json",
+        "--model", model, "--checkpoint", str(tmp_path / "model.json"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
@@ -139,7 +139,7 @@ def test_init_bad_structure_is_one_line(tmp_path: Path, content, expected):
         path.write_text(content)
     result = _run(
         "init", str(path), "-o", str(tmp_path / "p.yaml"),
-        "--model", "pfd.testing:EMTBackend", "--checkpoint", "m.json",
+        "--model", "pfd.testing:EMTBackend", "--checkpoint", str(tmp_path / "m.json"),
     )  # fmt: skip
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
