@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     backend = config["model"]["backend"]
     structure = Path(config["structures"][0]["path"])
     from pfd.calculators import load_calculator
-    from pfd.distill import student_model
+    from pfd.distillation import student_model
 
     student = student_model(run)
     if student is None:

@@ -243,7 +243,7 @@ def test_student_sel_and_energy_zero(distilled: Path):
 
 def test_moved_run_keeps_its_student(distilled: Path, tmp_path: Path):
     """check.json records paths inside the run: a copied run finds its student."""
-    from pfd.distill import student_model
+    from pfd.distillation import student_model
 
     check = json.loads((distilled / "student" / "check.json").read_text())
     assert check["student"] == "student/graph_c.pb"
@@ -252,38 +252,3 @@ def test_moved_run_keeps_its_student(distilled: Path, tmp_path: Path):
     shutil.copytree(distilled / "student", moved / "student")
     assert student_model(moved) == moved / "student" / "graph_c.pb"
     assert student_model(tmp_path) is None
-
-
-def test_distill_from_a_notebook(tmp_path: Path):
-    """pfd.distill on plain Atoms and a calculator recipe: no run directory."""
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-
-    from pfd.config import DistillConfig, ExploreConfig
-    from pfd.distill import distill
-
-    settings = DistillConfig(
-        steps=12,
-        sample_every=3,
-        workers=1,
-        temperatures_K=[600],
-        pressures_bar=[None],
-        student={"rcut_A": 4.0, "embedding": [4, 8], "fitting": [8], "steps": 60},
-    )
-    cu = bulk("Cu", "fcc", 3.6, cubic=True)
-    explore = ExploreConfig(timestep_fs=2.0)
-    result = distill(EMT, [cu], settings, tmp_path / "work", explore=explore)
-    assert result.model == tmp_path / "work" / "student" / "graph_c.pb"
-    assert result.model.is_file()
-    frames = read(tmp_path / "work" / "teacher_labelled.extxyz", ":")
-    assert result.check["n_train"] + result.check["n_test"] == len(frames) == 8
-    assert result.check["vs_teacher"]["n_frames"] == result.check["n_test"]
-    lammps = (tmp_path / "work" / "student" / "lammps" / "in.lammps").read_text()
-    assert "pair_style      deepmd ../graph_c.pb" in lammps
-    assert "timestep        0.002" in lammps
-    trained = tmp_path / "work" / "round_1" / "graph_c.pb"
-    before = trained.stat().st_mtime_ns
-    again = distill(EMT, [cu], settings, tmp_path / "work", explore=explore)
-    assert trained.stat().st_mtime_ns == before  # nothing trained twice
-    force = again.check["vs_teacher"]["force_rmse_eV_A"]  # frames reread from extxyz
-    assert force == pytest.approx(result.check["vs_teacher"]["force_rmse_eV_A"])

@@ -133,7 +133,7 @@ def _check_extras(config: RunConfig) -> list[str]:
             raise PFDError(f"report.test_data '{test_data}' not found; fix the path")
         checks.append(f"report.test_data {Path(test_data).name} found")
     if config.distill.enabled:
-        from pfd.distill import require_student
+        from pfd.distillation import require_student
 
         require_student()
         checks.append("the student's packages (DeePMD-kit) are installed")

@@ -38,7 +38,7 @@ def run(config: RunConfig | str | Path, report: Reporter | None = None) -> RunRe
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     report = report or Reporter()
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
-        from pfd.distill import require_student
+        from pfd.distillation import require_student
 
         require_student()
     with timed_phase(cfg.run_dir, "finetune"):
@@ -46,7 +46,7 @@ def run(config: RunConfig | str | Path, report: Reporter | None = None) -> RunRe
     layout = RunLayout(Path(cfg.run_dir))
     student = report_page = None
     if cfg.distill.enabled:
-        from pfd.distill import run_distill
+        from pfd.distillation import run_distill
 
         with timed_phase(cfg.run_dir, "distill"):
             student = run_distill(cfg, report).model

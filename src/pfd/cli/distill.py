@@ -24,7 +24,7 @@ def command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     from pfd.config import load_distill_settings
-    from pfd.distill import run_distill
+    from pfd.distillation import run_distill
     from pfd.progress import Reporter
     from pfd.state import recorded_config, timed_phase
 

@@ -42,13 +42,13 @@ def command(
         return
     report = Reporter(quiet=quiet)
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
-        from pfd.distill import require_student
+        from pfd.distillation import require_student
 
         require_student()
     with timed_phase(cfg.run_dir, "finetune"):
         run_finetune(cfg, report)
     if cfg.distill.enabled:
-        from pfd.distill import run_distill
+        from pfd.distillation import run_distill
 
         with timed_phase(cfg.run_dir, "distill"):
             run_distill(cfg, report)

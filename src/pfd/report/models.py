@@ -41,7 +41,7 @@ def run_models(config: RunConfig) -> list[Model]:
     python), the student through :func:`pfd.calculators.load_calculator`.
     """
     from pfd.calculators import load_calculator
-    from pfd.distill import student_model
+    from pfd.distillation import student_model
     from pfd.models import make_backend
 
     backend = make_backend(config.model)
