@@ -244,24 +244,9 @@ class DPABackend:
                 "batch_size": cfg.batch_size,
                 "numb_btch": 1,
             }
-        start = cfg.learning_rate
         job = {
             "model": params,
-            "learning_rate": {
-                "type": "exp",
-                "start_lr": start,
-                "stop_lr": start * cfg.lr_decay**cfg.epochs,
-                "decay_steps": per_epoch,
-            },
-            "loss": {
-                "type": "ener",
-                "start_pref_e": 0.02,
-                "limit_pref_e": 1.0,
-                "start_pref_f": 1000.0,
-                "limit_pref_f": 1.0,
-                "start_pref_v": 0.02 if stress else 0.0,
-                "limit_pref_v": 1.0 if stress else 0.0,
-            },
+            **_schedule_and_loss(cfg, per_epoch, stress),
             "training": training,
         }
         (workdir / "input.json").write_text(json.dumps(job, indent=1))
@@ -287,3 +272,27 @@ class DPABackend:
         self._dp(freeze, workdir, workdir / "freeze.log")
         os.replace(workdir / "model.tmp.pth", workdir / "model.pth")
         return workdir / "model.pth"
+
+
+def _schedule_and_loss(
+    cfg: FineTuneConfig, per_epoch: int, stress: bool
+) -> dict[str, Any]:
+    """DeePMD's learning-rate schedule (pfd's per-epoch decay) and usual loss."""
+    start = cfg.learning_rate
+    return {
+        "learning_rate": {
+            "type": "exp",
+            "start_lr": start,
+            "stop_lr": start * cfg.lr_decay**cfg.epochs,
+            "decay_steps": per_epoch,
+        },
+        "loss": {
+            "type": "ener",
+            "start_pref_e": 0.02,
+            "limit_pref_e": 1.0,
+            "start_pref_f": 1000.0,
+            "limit_pref_f": 1.0,
+            "start_pref_v": 0.02 if stress else 0.0,
+            "limit_pref_v": 1.0 if stress else 0.0,
+        },
+    }

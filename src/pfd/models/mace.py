@@ -264,44 +264,15 @@ class MACEBackend:
         workdir.mkdir(parents=True, exist_ok=True)
         stress = all(has_stress(a) for a in train + valid)
         write(workdir / "train.extxyz", [_ref(a) for a in train])
-        base = model
-        replay: list[str] = ["--multiheads_finetuning", "False"]
-        if cfg.replay_data is not None:
-            if _origin(model).is_file():
-                base = Path(json.loads(_origin(model).read_text())["refitted_from"])
-            n_replay = sum(1 for _ in iread(str(cfg.replay_data), ":"))
-            replay = [
-                "--multiheads_finetuning", "True",
-                "--pt_train_file", str(Path(cfg.replay_data).resolve()),
-                "--num_samples_pt", str(min(10000, n_replay)),
-                "--force_mh_ft_lr", "True",
-            ]  # fmt: skip
+        base, replay = self._replay(model, cfg)
         args = [
             "--name", "model",
             "--foundation_model", str(base),
             *replay,
             "--train_file", "train.extxyz",
             "--E0s", self._e0s(model, train + valid),
-            "--energy_key", "REF_energy",
-            "--forces_key", "REF_forces",
-            "--stress_key", "REF_stress",
-            "--loss", "stress" if stress else "ef",
-            "--forces_weight", str(cfg.force_weight * 100),
-            "--energy_weight", "1.0",
-            "--stress_weight", str(cfg.stress_weight * 100 if stress else 0.0),
-            "--max_num_epochs", str(cfg.epochs),
-            "--batch_size", str(cfg.batch_size),
-            "--lr", str(cfg.learning_rate),
-            "--scheduler", "ExponentialLR",
-            "--lr_scheduler_gamma", str(cfg.lr_decay),
-            "--seed", str(seed),
+            *_loss_args(cfg, stress, seed),
             "--device", self.device,
-            "--default_dtype", "float64",
-            "--eval_interval", "1",
-            "--model_dir", ".",
-            "--results_dir", "results",
-            "--checkpoints_dir", "checkpoints",
-            "--log_dir", "logs",
         ]  # fmt: skip
         if valid:
             write(workdir / "valid.extxyz", [_ref(a) for a in valid])
@@ -333,6 +304,46 @@ class MACEBackend:
         if not result.exists():
             raise PFDError(f"MACE fine-tuning wrote no model; see {log}")
         return result
+
+    def _replay(self, model: Path, cfg: FineTuneConfig) -> tuple[Path, list[str]]:
+        """The model to start from and MACE's replay arguments (multi-head or none)."""
+        if cfg.replay_data is None:
+            return model, ["--multiheads_finetuning", "False"]
+        base = model
+        if _origin(model).is_file():
+            base = Path(json.loads(_origin(model).read_text())["refitted_from"])
+        n_replay = sum(1 for _ in iread(str(cfg.replay_data), ":"))
+        return base, [
+            "--multiheads_finetuning", "True",
+            "--pt_train_file", str(Path(cfg.replay_data).resolve()),
+            "--num_samples_pt", str(min(10000, n_replay)),
+            "--force_mh_ft_lr", "True",
+        ]  # fmt: skip
+
+
+def _loss_args(cfg: FineTuneConfig, stress: bool, seed: int) -> list[str]:
+    """run_train's loss, schedule and output arguments."""
+    return [
+        "--energy_key", "REF_energy",
+        "--forces_key", "REF_forces",
+        "--stress_key", "REF_stress",
+        "--loss", "stress" if stress else "ef",
+        "--forces_weight", str(cfg.force_weight * 100),
+        "--energy_weight", "1.0",
+        "--stress_weight", str(cfg.stress_weight * 100 if stress else 0.0),
+        "--max_num_epochs", str(cfg.epochs),
+        "--batch_size", str(cfg.batch_size),
+        "--lr", str(cfg.learning_rate),
+        "--scheduler", "ExponentialLR",
+        "--lr_scheduler_gamma", str(cfg.lr_decay),
+        "--seed", str(seed),
+        "--default_dtype", "float64",
+        "--eval_interval", "1",
+        "--model_dir", ".",
+        "--results_dir", "results",
+        "--checkpoints_dir", "checkpoints",
+        "--log_dir", "logs",
+    ]  # fmt: skip
 
 
 def _origin(model: Path) -> Path:

@@ -19,6 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -187,32 +188,7 @@ class SevenNetBackend:
         modal = self.modality(model)
         # a multi-fidelity model keeps its modality switches (use_modal_wise_shift)
         modal_data = {k: v for k, v in spec["data"].items() if "modal" in k}
-        spec["train"] = {
-            "random_seed": seed,
-            "is_train_stress": stress,
-            "epoch": cfg.epochs,
-            "loss": "Huber",
-            "loss_param": {"delta": cfg.huber_delta or SEVENN_HUBER_DELTA},
-            "optimizer": "adam",
-            "optim_param": {"lr": cfg.learning_rate},
-            "scheduler": "exponentiallr",
-            "scheduler_param": {"gamma": cfg.lr_decay},
-            "force_loss_weight": cfg.force_weight,
-            "stress_loss_weight": cfg.stress_weight if stress else 0.0,
-            "per_epoch": cfg.epochs,
-            "error_record": [
-                ["Energy", "RMSE"],
-                ["Force", "RMSE"],
-                ["TotalLoss", "None"],
-            ]
-            + ([["Stress", "RMSE"]] if stress else []),
-            "continue": {
-                "checkpoint": str(model),
-                "reset_optimizer": True,
-                "reset_scheduler": True,
-                "reset_epoch": True,
-            },
-        }
+        spec["train"] = _train_section(model, cfg, seed, stress)
 
         def dataset(path: Path) -> list:
             if modal is None:
@@ -274,3 +250,35 @@ class SevenNetBackend:
             log=workdir / "stdout.log",
             on_line=progress,
         )
+
+
+def _train_section(
+    model: Path, cfg: FineTuneConfig, seed: int, stress: bool
+) -> dict[str, Any]:
+    """The ``train`` section of sevenn's input: Huber loss, Adam, per-epoch decay."""
+    return {
+        "random_seed": seed,
+        "is_train_stress": stress,
+        "epoch": cfg.epochs,
+        "loss": "Huber",
+        "loss_param": {"delta": cfg.huber_delta or SEVENN_HUBER_DELTA},
+        "optimizer": "adam",
+        "optim_param": {"lr": cfg.learning_rate},
+        "scheduler": "exponentiallr",
+        "scheduler_param": {"gamma": cfg.lr_decay},
+        "force_loss_weight": cfg.force_weight,
+        "stress_loss_weight": cfg.stress_weight if stress else 0.0,
+        "per_epoch": cfg.epochs,
+        "error_record": [
+            ["Energy", "RMSE"],
+            ["Force", "RMSE"],
+            ["TotalLoss", "None"],
+        ]
+        + ([["Stress", "RMSE"]] if stress else []),
+        "continue": {
+            "checkpoint": str(model),
+            "reset_optimizer": True,
+            "reset_scheduler": True,
+            "reset_epoch": True,
+        },
+    }
