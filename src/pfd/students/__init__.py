@@ -80,20 +80,9 @@ class Student(Protocol):
 
 def student_class(name: str) -> type:
     """The class registered as ``name``, or imported from ``module:Class``."""
-    from importlib import import_module
+    from pfd.registry import load_class
 
-    from pfd.errors import PFDError
-
-    module, _, attr = STUDENTS.get(name, name).partition(":")
-    if not module or not attr:
-        raise PFDError(
-            f"unknown student '{name}'; choose one of {sorted(STUDENTS)} "
-            "or give 'module:Class'"
-        )
-    try:
-        return getattr(import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise PFDError(f"cannot load student '{name}': {err}") from err
+    return load_class(name, STUDENTS, "student")
 
 
 def is_student(name: str) -> bool:
