@@ -46,9 +46,9 @@ import yaml
 from ase.build import bulk
 from ase.io import read, write
 
+from pfd.analysis.errors import evaluate_by_subset
 from pfd.calculators import load_calculator
 from pfd.config import StudentConfig, deep_merge
-from pfd.evaluate import evaluate_by_subset
 from pfd.explore import MDTask, run_md
 from pfd.label import make_labeler
 from pfd.label.runner import label_one

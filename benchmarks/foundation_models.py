@@ -234,9 +234,9 @@ def replay(
 
     from ase.io import read
 
+    from pfd.analysis.errors import evaluate
     from pfd.db import RunDB
-    from pfd.evaluate import evaluate
-    from pfd.finetune import split_frames
+    from pfd.loop import split_frames
     from pfd.models import backend_by_name
     from pfd.state import DB, recorded_config
 

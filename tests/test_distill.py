@@ -67,8 +67,8 @@ def distilled(tmp_path_factory) -> Path:
 
 
 def test_student_learns_the_teacher(distilled: Path):
+    from pfd.analysis.errors import predict
     from pfd.calculators import load_calculator
-    from pfd.evaluate import predict
 
     student = distilled / "student" / "graph_c.pb"
     assert student.is_file()
@@ -224,8 +224,8 @@ def test_speed_benchmark_smoke(distilled: Path, tmp_path: Path):
 
 def test_student_sel_and_energy_zero(distilled: Path):
     """sel is counted before training; the energy bias is refitted after it."""
+    from pfd.analysis.errors import predict
     from pfd.calculators import load_calculator
-    from pfd.evaluate import predict
 
     spec = json.loads((distilled / "student" / "input.json").read_text())
     sel = spec["model"]["descriptor"]["sel"]

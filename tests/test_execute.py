@@ -12,7 +12,7 @@ from pfd.config import ExecutionConfig, load_config
 from pfd.db import RunDB
 from pfd.errors import PFDError
 from pfd.execute import ParslExecutor, load_parsl_config
-from pfd.finetune import run_finetune
+from pfd.loop import run_finetune
 from pfd.progress import Reporter
 from tests.conftest import merge, stand_in
 

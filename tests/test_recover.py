@@ -20,7 +20,7 @@ from pfd.cli.main import app
 from pfd.config import load_config
 from pfd.db import RunDB
 from pfd.errors import PFDError
-from pfd.finetune import run_finetune
+from pfd.loop import run_finetune
 from pfd.progress import Reporter
 from tests.conftest import BASE_CONFIG, merge, stand_in
 

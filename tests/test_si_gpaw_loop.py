@@ -8,7 +8,7 @@ from ase.io import write
 
 from pfd.config import load_config
 from pfd.db import RunDB
-from pfd.finetune import run_finetune
+from pfd.loop import run_finetune
 from pfd.progress import Reporter
 
 pytest.importorskip("gpaw")
@@ -39,7 +39,7 @@ def test_gpaw_loop_on_si(make_config, tmp_path):
     assert row.data["label_settings"]["code"] == "gpaw"
     assert (cfg.run_dir / "label" / row.uid / "gpaw.txt").exists()
     # on the new DFT frames, the loop's model beats the untouched foundation model
-    from pfd.evaluate import evaluate
+    from pfd.analysis.errors import evaluate
     from pfd.models.sevennet import SevenNetBackend
 
     new = [f.atoms for f in db.frames(iteration=1, status="labelled")]

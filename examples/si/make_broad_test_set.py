@@ -44,8 +44,8 @@ from ase.io import read, write
 from ase.optimize import BFGS
 from ase.spacegroup import crystal
 
+from pfd.analysis.errors import Errors, evaluate_by_subset
 from pfd.config import ExploreConfig, LabelerConfig
-from pfd.evaluate import Errors, evaluate_by_subset
 from pfd.explore import MDTask, run_md
 from pfd.label import Labeler, make_labeler
 from pfd.label.kpoints import kpoint_grid

@@ -387,9 +387,7 @@ class DistillConfig(_Model):
         default_factory=lambda: [(1, 1, 1)],
         description="Supercells of each structure to run MD on (several sizes).",
     )
-    steps: int = Field(
-        400, ge=1, le=MAX_STEPS, description="MD steps per trajectory."
-    )
+    steps: int = Field(400, ge=1, le=MAX_STEPS, description="MD steps per trajectory.")
     sample_every: int = Field(5, ge=1)
     rattles_per_frame: int = Field(
         1,
@@ -487,6 +485,7 @@ class DiffusionReportConfig(_Model):
     def _check_temperatures(self) -> DiffusionReportConfig:
         check_temperatures("report.diffusion.temperatures_K", self.temperatures_K or [])
         return self
+
     solid_msd_fraction: float = Field(
         0.1,
         gt=0,

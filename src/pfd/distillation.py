@@ -33,10 +33,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.io import read
 
+from pfd.analysis.errors import Errors, evaluate, predict
 from pfd.config import DistillConfig, ExploreConfig, RunConfig
 from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
-from pfd.evaluate import Errors, evaluate, predict
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
 from pfd.students import Student, make_student

@@ -6,8 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-
-from pfd.logs import TerminalStream
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +13,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from pfd.logs import TerminalStream
 
 
 class Reporter:

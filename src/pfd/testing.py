@@ -211,8 +211,8 @@ def check_backend_contract(
     of its path, a calculator that predicts as the first did). Returns the
     measured errors so callers can assert more.
     """
+    from pfd.analysis.errors import evaluate
     from pfd.config import FineTuneConfig
-    from pfd.evaluate import evaluate
 
     path = backend.resolve(model)
     _check_elements(

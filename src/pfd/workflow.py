@@ -32,7 +32,7 @@ class RunResult:
 
 def run(config: RunConfig | str | Path, report: Reporter | None = None) -> RunResult:
     """Run (or resume) fine-tuning, distillation and the report of one config."""
-    from pfd.finetune import run_finetune
+    from pfd.loop import run_finetune
     from pfd.state import timed_phase
 
     cfg = config if isinstance(config, RunConfig) else load_config(config)
@@ -81,7 +81,7 @@ def finetune(
     frames (at least 2, once there are 10) held out to pick the best epoch.
     Returns the path of the fine-tuned model file, in ``workdir``.
     """
-    from pfd.finetune import split_frames
+    from pfd.loop import split_frames
     from pfd.models import make_backend
 
     model = model or ModelConfig()

@@ -176,12 +176,12 @@ def test_deepmd_not_installed_is_said_before_fine_tuning(workdir: Path, monkeypa
 
 
 def test_disk_full_while_writing_a_model(workdir: Path, monkeypatch):
-    import pfd.finetune
+    import pfd.loop
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pfd.finetune.shutil, "copyfile", no_space)
+    monkeypatch.setattr(pfd.loop.shutil, "copyfile", no_space)
     before = _digest(workdir / "run")
     result = CliRunner().invoke(app, ["run", str(workdir / "valid.yaml"), "-q"])
     assert result.exit_code == 1

@@ -22,7 +22,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from pfd.evaluate import evaluate
+from pfd.analysis.errors import evaluate
 from pfd.label.results import single_point
 from pfd.models import backend_class
 from pfd.registry import BACKENDS

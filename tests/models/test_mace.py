@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
+from pfd.analysis.errors import evaluate
 from pfd.errors import PFDError
-from pfd.evaluate import evaluate
 from pfd.models.mace import MACEBackend
 from tests.models.conftest import cu_frames, mace_python
 

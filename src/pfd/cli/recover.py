@@ -41,7 +41,6 @@ def command(
         export_dft(layout, db)
     else:
         line += (
-            f"; {layout.dft} holds more frames than were recovered and is left as "
-            "it is"
+            f"; {layout.dft} holds more frames than were recovered and is left as it is"
         )
     typer.echo(line)

@@ -27,7 +27,7 @@ def command(
     ] = False,
 ) -> None:
     from pfd.config import load_config
-    from pfd.finetune import run_finetune
+    from pfd.loop import run_finetune
     from pfd.progress import Reporter
     from pfd.state import timed_phase
 

@@ -32,9 +32,9 @@ def command(
     from rich.console import Console
     from rich.table import Table
 
+    from pfd.analysis.errors import evaluate_by_subset
     from pfd.calculators import load_calculator
     from pfd.errors import PFDError
-    from pfd.evaluate import evaluate_by_subset
 
     if threads < 1:
         raise PFDError(f"--threads {threads}: give 1 or more CPU threads")

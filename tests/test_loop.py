@@ -11,7 +11,7 @@ from ase.io import read
 from pfd.config import load_config
 from pfd.db import RunDB
 from pfd.errors import PFDError
-from pfd.finetune import run_finetune
+from pfd.loop import run_finetune
 from pfd.progress import Reporter
 from pfd.state import RunState
 
@@ -195,8 +195,8 @@ def test_labels_from_two_reference_settings_are_refused(tmp_path: Path):
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
-    from pfd.finetune import check_one_reference
     from pfd.label.results import single_point
+    from pfd.loop import check_one_reference
 
     db = RunDB(tmp_path / "pfd.db")
     cu = bulk("Cu", "fcc", 3.6, cubic=True)

@@ -26,10 +26,10 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
+from pfd.analysis.errors import evaluate
 from pfd.config import FineTuneConfig, ModelConfig, RunConfig
 from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
 from pfd.errors import PFDError
-from pfd.evaluate import evaluate
 from pfd.execute import Executor, make_executor
 from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
