@@ -1,0 +1,293 @@
+"""The fine-tuning loop's settings: structures, model, training, DFT, MD, selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from pfd.config._base import (
+    MAX_STEPS,
+    MAX_TEMPERATURE_K,
+    MAX_TIMESTEP_FS,
+    Multiple,
+    Pressure,
+    _Model,
+    check_temperatures,
+)
+from pfd.errors import PFDError
+from pfd.registry import BACKENDS, LABELERS, check_name, load_class
+
+
+class StructureConfig(_Model):
+    """One input structure file (any format ``ase.io.read`` understands)."""
+
+    path: Path = Field(description="Structure file, relative to the YAML file.")
+    index: str = Field("-1", description="ase.io index: '-1' last frame, ':' all.")
+    supercell: tuple[Multiple, Multiple, Multiple] = (1, 1, 1)
+    format: str | None = Field(None, description="ase.io format, guessed if absent.")
+
+
+def _backend_attribute(backend: str, attribute: str, default: Any) -> Any:
+    """A class attribute a backend declares (``supports_replay``, ...)."""
+    try:
+        cls = load_class(backend, BACKENDS, "model backend")
+    except PFDError as err:
+        raise ValueError(str(err)) from err
+    return getattr(cls, attribute, default)
+
+
+class ModelConfig(_Model):
+    """The foundation model that is fine-tuned."""
+
+    backend: str = Field(
+        "sevennet",
+        description="'sevennet', 'chgnet', 'dpa' (DeePMD-kit PyTorch models: DPA-2, "
+        "DPA-3), 'mace', or an import path 'module:Class' of your own backend (see "
+        "pfd.models.ForceFieldBackend).",
+    )
+    checkpoint: str = Field(
+        "",
+        description="A checkpoint shipped with the backend or a path to a local "
+        "file; default: the backend's default_checkpoint ('7net-0' for sevennet, "
+        "'chgnet-0.3.0' for chgnet).",
+    )
+    head: str | None = Field(
+        None,
+        description="For a multi-head model: the head to start from, e.g. "
+        "'MP_traj_v024_alldata_mixu' of a multi-task DPA-3, or the modality of a "
+        "multi-fidelity SevenNet ('PBE' or 'R2SCAN' for 7net-mf-0; default: the "
+        "checkpoint's own default).",
+    )
+    python: str | None = Field(
+        None,
+        description="For backends that may live in another environment (mace): "
+        "the python that has the model's package, e.g. '.venv-mace/bin/python'.",
+    )
+    device: str = "cpu"
+    threads: int = Field(2, ge=1, description="torch threads for training and MD.")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelConfig:
+        check_name(self.backend, BACKENDS, "backend")
+        if not self.checkpoint:
+            raise ValueError(
+                f"model.checkpoint is required for backend '{self.backend}'"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_checkpoint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("checkpoint"):
+            backend = data.get("backend", "sevennet")
+            try:  # an unknown or unloadable backend: its own error follows
+                default = _backend_attribute(backend, "default_checkpoint", None)
+            except ValueError:
+                default = None
+            data = {**data, "checkpoint": default or ""}
+        return data
+
+
+class FineTuneConfig(_Model):
+    """How the foundation model is trained on the DFT frames (each iteration)."""
+
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(4, ge=1)
+    learning_rate: float = Field(0.002, gt=0)
+    lr_decay: float = Field(
+        0.95, gt=0, le=1, description="Per-epoch exponential decay."
+    )
+    force_weight: float = Field(1.0, ge=0)
+    stress_weight: float = Field(0.01, ge=0)
+    huber_delta: float | None = Field(
+        None,
+        gt=0,
+        description="δ of the Huber loss of backends that train with one; default: "
+        "the trainer's own, 0.01 for SevenNet (errors in eV/atom, eV/Å, kBar) and "
+        "0.1 for CHGNet (eV/atom, eV/Å, GPa).",
+    )
+    refit_e0: bool = Field(
+        True, description="Refit per-element reference energies before training."
+    )
+    from_foundation: bool = Field(
+        True,
+        description="Each iteration starts from the foundation model (True) or "
+        "from the previous iteration's model (False).",
+    )
+    replay_data: Path | None = Field(
+        None,
+        description="Backends that support replay (mace): an extxyz of the "
+        "foundation model's own training data (e.g. a few thousand MPtrj frames, "
+        "energies at the foundation's energy zero in info 'REF_energy', forces "
+        "in 'REF_forces'), "
+        "replayed in MACE's multi-head fine-tuning so the model keeps what it knew; "
+        "relative to the YAML.",
+    )
+
+
+class LabelerConfig(_Model):
+    """The reference (DFT) calculator that labels frames."""
+
+    code: str = Field(
+        "gpaw",
+        description="'gpaw', 'qe', 'cp2k', 'vasp', 'abacus', 'ase' (with "
+        "labeler.calculator), or an import path 'module:Class' of your own labeller "
+        "(see pfd.label.Labeler).",
+    )
+    calculator: str | None = Field(
+        None,
+        description="For code 'ase': an import path 'module:Class' of any ASE "
+        "calculator, e.g. 'ase.calculators.emt:EMT'.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the calculator; for GPAW they override "
+        "the preset (PW 350 eV, PBE, k-point density 2.0/Å⁻¹, Fermi-Dirac 0.05 eV); "
+        "for qe, cp2k, vasp and abacus they override that code's preset.",
+    )
+    command: str | None = Field(
+        None,
+        description="How to start a command-line DFT code (qe, cp2k, vasp, abacus), "
+        "e.g. "
+        "'mpirun -n 64 pw.x'; default: the code's serial binary. How to run, kept "
+        "apart from what the labeller writes and reads.",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for each DFT job "
+        "(e.g. OMP_NUM_THREADS, VASP_PP_PATH).",
+    )
+    workers: int = Field(
+        0, ge=0, description="Parallel DFT jobs; 0 means one per CPU core."
+    )
+    timeout_s: float | None = Field(None, gt=0, description="Per-frame time limit.")
+    launcher: str | None = Field(
+        None,
+        description="Command prefix for each DFT job, e.g. 'mpirun -n 32' or "
+        "'srun -n 32' (how to run, kept apart from what the labeller writes).",
+    )
+    allow_mixed: bool = Field(
+        False,
+        description="Train on labels made with different codes or settings (their "
+        "energy zeros differ: only for data you have made comparable).",
+    )
+    max_attempts: int = Field(2, ge=1, description="Tries per frame before giving up.")
+    max_failed_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop the run if more than this share of an iteration fails.",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _check_code(cls, code: str) -> str:
+        check_name(code, LABELERS, "labeler code")
+        return code
+
+    @model_validator(mode="after")
+    def _check_calculator(self) -> LabelerConfig:
+        if self.code == "ase" and not self.calculator:
+            raise ValueError(
+                "labeler.code 'ase' needs labeler.calculator, "
+                "e.g. 'ase.calculators.emt:EMT'"
+            )
+        return self
+
+
+class InitialConfig(_Model):
+    """The first DFT set: perturbed copies of the input structures."""
+
+    frames_per_structure: int = Field(4, ge=1)
+    displacement_A: float = Field(
+        0.05, ge=0, description="Gaussian std of atom shifts."
+    )
+    strain: float = Field(0.03, ge=0, description="Max symmetric strain component.")
+
+
+class RampConfig(_Model):
+    """A temperature ramp (heating, melt-and-quench): start to stop over steps."""
+
+    start_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
+    stop_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
+    steps: int = Field(ge=1, le=MAX_STEPS)
+
+
+class GuardConfig(_Model):
+    """Stop a trajectory that goes wrong; frames before it are kept."""
+
+    min_distance_factor: float = Field(
+        0.6, gt=0, description="Fraction of the sum of covalent radii."
+    )
+    max_temperature_factor: float = Field(
+        3.0, gt=1, description="Stop above this multiple of the target temperature."
+    )
+    max_energy_jump_eV_atom: float = Field(
+        1.0, gt=0, description="Stop if E/atom jumps by more than this in one sample."
+    )
+
+
+class ExploreConfig(_Model):
+    """MD with the current model on perturbed copies of the structures."""
+
+    temperatures_K: list[float] = Field(default_factory=lambda: [300.0])
+    pressures_bar: list[Pressure | None] = Field(
+        default_factory=lambda: [None],
+        description="None (null) means NVT; a number means NPT at that pressure.",
+    )
+    ramps: list[RampConfig] = Field(default_factory=list)
+    steps: int = Field(300, ge=1, le=MAX_STEPS)
+    timestep_fs: float = Field(2.0, gt=0, le=MAX_TIMESTEP_FS)
+    sample_every: int = Field(10, ge=1)
+    friction_fs: float = Field(100.0, gt=0, description="Langevin time constant.")
+    barostat_fs: float = Field(1000.0, gt=0, description="NPT cell time constant.")
+    workers: int = Field(
+        0, ge=0, description="Trajectories run side by side; 0 means one per core."
+    )
+    displacement_A: float = Field(0.03, ge=0)
+    strain: float = Field(0.02, ge=0)
+    guards: GuardConfig = GuardConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> ExploreConfig:
+        if not self.temperatures_K and not self.ramps:
+            raise ValueError("explore needs temperatures_K or ramps")
+        check_temperatures("explore.temperatures_K", self.temperatures_K)
+        if not self.pressures_bar:
+            raise ValueError(
+                "explore.pressures_bar must not be empty; use [null] for NVT"
+            )
+        return self
+
+
+class SelectConfig(_Model):
+    """Which explored frames are worth a DFT label."""
+
+    method: Literal["entropy", "random"] = "entropy"
+    max_per_iteration: int = Field(8, ge=1)
+    stratify: bool = Field(
+        True, description="Spread the picks over the MD conditions (T, P, ramps)."
+    )
+    min_distance_A: float = Field(
+        0.0, ge=0, description="Drop frames with a closer pair (0: use guard factor)."
+    )
+    max_cell_angle_deviation_deg: float = Field(
+        30.0, gt=0, description="Drop cells sheared further than this from the input."
+    )
+    quests_k: int = Field(32, ge=1)
+    quests_cutoff_A: float = Field(5.0, gt=0)
+    quests_bandwidth: float = Field(0.015, gt=0)
+
+
+class ConvergenceConfig(_Model):
+    """The loop stops when the current model predicts unseen DFT frames this well."""
+
+    force_rmse_eV_A: float = Field(0.05, gt=0)
+    energy_rmse_eV_atom: float = Field(0.005, gt=0)
+    max_iterations: int = Field(5, ge=1)
