@@ -236,9 +236,9 @@ def replay(
 
     from pfd.analysis.errors import evaluate
     from pfd.db import RunDB
-    from pfd.loop import split_frames
-    from pfd.models import backend_by_name
+    from pfd.models import TrainingJob, backend_by_name
     from pfd.state import DB, recorded_config
+    from pfd.training import split_frames
 
     config = recorded_config(run_dir)
     cfg = config.finetune
@@ -272,9 +272,10 @@ def replay(
             clock = time.perf_counter()
             if cfg.refit_e0:
                 start = backend.refit_e0(start, frames, workdir / "e0_refit.pth")
-            model = backend.fine_tune(
+            job = TrainingJob(
                 start, train, valid, workdir, cfg, config.seed + iteration
             )
+            model = backend.fine_tune(job)
             seconds = time.perf_counter() - clock
             errors = evaluate(test, backend.calculator(model))
             results["rows"][key] = {

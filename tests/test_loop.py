@@ -196,7 +196,7 @@ def test_labels_from_two_reference_settings_are_refused(tmp_path: Path):
     from ase.calculators.emt import EMT
 
     from pfd.label.results import single_point
-    from pfd.loop import check_one_reference
+    from pfd.training import check_one_reference
 
     db = RunDB(tmp_path / "pfd.db")
     cu = bulk("Cu", "fcc", 3.6, cubic=True)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 _terminal: TextIO | None = None
 _log: Path | None = None
+_last: Path | None = None
 
 
 def terminal() -> TextIO:
@@ -30,6 +32,13 @@ def terminal() -> TextIO:
 def current_log() -> Path | None:
     """The log file third-party output is going to now (``None``: the terminal)."""
     return _log
+
+
+def last_log() -> Path | None:
+    """Where the last command's third-party output went, if it still exists."""
+    if _last is not None and _last.is_file() and _last.stat().st_size:
+        return _last
+    return None
 
 
 class TerminalStream:
@@ -70,7 +79,10 @@ def third_party_to(path: Path, verbose: bool = False) -> Iterator[Path | None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    _terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
+    own = _is_fd2(sys.stderr)  # else a test runner's buffer: keep writing to it
+    _terminal = sys.stderr
+    if own:
+        _terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
     _log = path
     with open(path, "ab", buffering=0) as log:
         os.dup2(log.fileno(), 1)
@@ -84,5 +96,47 @@ def third_party_to(path: Path, verbose: bool = False) -> Iterator[Path | None]:
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
-            _terminal.close()
+            if own:
+                _terminal.close()
             _terminal, _log = None, None
+
+
+def _is_fd2(stream: TextIO) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path | None]:
+    """Third-party output of a command on ``run_dir`` into ``run_dir/logs/pfd.log``.
+
+    A run directory that does not exist yet is not created for the log: the
+    output goes to a temporary file, appended to the run's log at the end if
+    the command made the run directory (a command refused at its checks leaves
+    nothing behind).
+    """
+    global _last
+    log = run_dir / "logs" / "pfd.log"
+    if verbose or run_dir.is_dir():
+        _last = None if verbose else log
+        with third_party_to(log, verbose) as path:
+            yield path
+        return
+    fd, name = tempfile.mkstemp(prefix="pfd-", suffix=".log")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with third_party_to(tmp) as path:
+            yield path
+    finally:
+        _last = tmp
+        if run_dir.is_dir():
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                out.write(tmp.read_bytes())
+            tmp.unlink(missing_ok=True)
+            _last = log
+        elif not tmp.stat().st_size:
+            tmp.unlink()

@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.io import read
 
 from pfd.analysis.errors import evaluate
-from pfd.config import FineTuneConfig, ModelConfig, RunConfig
+from pfd.config import RunConfig
 from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
 from pfd.errors import PFDError
 from pfd.execute import Executor, make_executor
@@ -35,12 +35,17 @@ from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
 from pfd.label.runner import label_frames
 from pfd.layout import RunLayout
-from pfd.models import CalculatorFactory, ForceFieldBackend, make_backend
+from pfd.models import (
+    CalculatorFactory,
+    ForceFieldBackend,
+    make_backend,
+)
 from pfd.progress import Reporter
 from pfd.recover import export_dft as export_dft_file
 from pfd.select import filter_frames, select_frames
 from pfd.state import IterationRecord, RunState, open_run_dir
 from pfd.structures import perturb, read_structures, structures_digest
+from pfd.training import check_one_reference, fine_tune_task, training_job
 
 
 @dataclass
@@ -253,22 +258,6 @@ def test_foundation(ctx: Context) -> None:
     )
 
 
-def check_one_reference(db: RunDB, max_iteration: int, allow_mixed: bool) -> None:
-    """Refuse a training set labelled with several codes or settings.
-
-    Energy zeros differ by up to hundreds of eV between codes (and move with
-    cutoffs, pseudopotentials, smearing): one model cannot fit both.
-    """
-    settings = db.label_settings(max_iteration)
-    if len(settings) > 1 and not allow_mixed:
-        kinds = "; ".join(f"{n} frames by {key[:120]}" for key, n in settings.items())
-        raise PFDError(
-            f"the labelled frames come from {len(settings)} different reference "
-            f"settings ({kinds}): their energies are not comparable; relabel them "
-            "with one setting, or set labeler.allow_mixed: true"
-        )
-
-
 def train_model(ctx: Context, iteration: int, out: Path) -> None:
     """Fine-tune on every labelled frame of earlier iterations (skip if done)."""
     if out.exists():
@@ -278,61 +267,64 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     frames = ctx.db.labelled(max_iteration=iteration - 1)
     check_one_reference(ctx.db, iteration - 1, ctx.config.labeler.allow_mixed)
-    train, valid = split_frames(frames, ctx.config.seed, iteration)
     start = ctx.foundation
     if not cfg.from_foundation and iteration > 1:
         previous = RunLayout(ctx.run_dir).model(iteration - 1)
         start = previous if previous.exists() else start
-    if cfg.refit_e0:
-        start = ctx.backend.refit_e0(start, frames, workdir / "e0_refit.pth")
+    seed = ctx.config.seed
+    job = training_job(ctx.backend, start, frames, workdir, cfg, seed, iteration)
     ctx.report.info(
-        f"iteration {iteration}: fine-tuning on {len(train)} frames "
-        f"({len(valid)} for validation), {cfg.epochs} epochs"
+        f"iteration {iteration}: fine-tuning on {len(job.train)} frames "
+        f"({len(job.valid)} for validation), {cfg.epochs} epochs"
     )
     with ctx.report.bar(f"train iteration {iteration}", cfg.epochs) as update:
-        seed = ctx.config.seed + iteration
         if ctx.executor is not None and ctx.executor.name != "local":
-            args = (ctx.config.model, start, train, valid, workdir, cfg, seed)
-            result = ctx.executor.submit("train", fine_tune_task, *args).result()
+            task = ctx.executor.submit("train", fine_tune_task, ctx.config.model, job)
+            result = task.result()
         else:
-            result = ctx.backend.fine_tune(
-                start,
-                train,
-                valid,
-                workdir,
-                cfg,
-                seed,
-                on_epoch=lambda epoch, _total: update(epoch),
-            )
+            result = ctx.backend.fine_tune(job, lambda epoch, _total: update(epoch))
     tmp = out.with_suffix(".tmp")
     shutil.copyfile(result, tmp)
     os.replace(tmp, out)
 
 
-def split_frames(
-    frames: list[Atoms], seed: int, iteration: int
-) -> tuple[list[Atoms], list[Atoms]]:
-    """Iteration ``iteration``'s training and validation frames: a tenth (at least
-    2) held out for picking the best epoch once there are 10 frames."""
-    rng = np.random.default_rng([seed, iteration, 1])
-    order = rng.permutation(len(frames))
-    n_valid = max(2, len(frames) // 10) if len(frames) >= 10 else 0
-    valid = [frames[i] for i in order[:n_valid]]
-    train = [frames[i] for i in order[n_valid:]]
-    return train, valid
+def explore_iteration(
+    ctx: Context, iteration: int, model: Path, candidates_file: Path
+) -> None:
+    """MD with iteration ``iteration``'s model; candidates and guard stops to disk."""
+    cfg = ctx.config
+    workers = ctx.executor.slots("md") if ctx.executor else 1
+    factory = CalculatorFactory(
+        cfg.model.backend,
+        str(model),
+        cfg.model.device,
+        threads=max(1, cfg.model.threads // workers),
+        head=cfg.model.head,
+        python=cfg.model.python,
+    )
+    ctx.report.info(
+        f"iteration {iteration}: exploring with MD ({workers} trajectories "
+        "side by side)"
+    )
 
+    def log(traj):  # one line per trajectory
+        note = f" stopped at {traj.stopped}" if traj.stopped else ""
+        ctx.report.info(f"  MD {traj.task.label}: {len(traj.frames)} frames{note}")
 
-def fine_tune_task(
-    model_cfg: ModelConfig,
-    start: Path,
-    train: list[Atoms],
-    valid: list[Atoms],
-    workdir: Path,
-    cfg: FineTuneConfig,
-    seed: int,
-) -> Path:
-    """One training as a task (for remote executors): builds its own backend."""
-    return make_backend(model_cfg).fine_tune(start, train, valid, workdir, cfg, seed)
+    seed = cfg.seed * 1000 + iteration
+    trajs = explore(
+        ctx.structures,
+        factory,
+        cfg.explore,
+        seed,
+        on_trajectory=log,
+        workers=workers,
+        executor=ctx.executor,
+    )
+    frames = [f for t in trajs for f in t.frames]
+    stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
+    write_frames_atomic(candidates_file, frames)
+    (candidates_file.parent / "md_stops.txt").write_text("\n".join(stops))
 
 
 def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
@@ -340,44 +332,11 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
     it_dir = model.parent
     candidates_file = it_dir / "candidates.extxyz"
     selected_file = it_dir / "selected.extxyz"
-    stops: list[str] = []
+    stops: list[str] = []  # read back from md_stops.txt below
     if not selected_file.exists():
         cfg = ctx.config
         if not candidates_file.exists():
-            seed = cfg.seed * 1000 + iteration
-            workers = ctx.executor.slots("md") if ctx.executor else 1
-            factory = CalculatorFactory(
-                cfg.model.backend,
-                str(model),
-                cfg.model.device,
-                threads=max(1, cfg.model.threads // workers),
-                head=cfg.model.head,
-                python=cfg.model.python,
-            )
-            ctx.report.info(
-                f"iteration {iteration}: exploring with MD ({workers} trajectories "
-                "side by side)"
-            )
-
-            def log(traj):  # one line per trajectory
-                note = f" stopped at {traj.stopped}" if traj.stopped else ""
-                ctx.report.info(
-                    f"  MD {traj.task.label}: {len(traj.frames)} frames{note}"
-                )
-
-            trajs = explore(
-                ctx.structures,
-                factory,
-                cfg.explore,
-                seed,
-                on_trajectory=log,
-                workers=workers,
-                executor=ctx.executor,
-            )
-            frames = [f for t in trajs for f in t.frames]
-            stops = [f"{t.task.label}: {t.stopped}" for t in trajs if t.stopped]
-            write_frames_atomic(candidates_file, frames)
-            (it_dir / "md_stops.txt").write_text("\n".join(stops))
+            explore_iteration(ctx, iteration, model, candidates_file)
         candidates = (
             read(candidates_file, ":") if candidates_file.stat().st_size else []
         )

@@ -158,10 +158,10 @@ class EMTBackend:
         out.write_text(json.dumps({"e0": e0, "trained_on": old.get("trained_on", 0)}))
         return out
 
-    def fine_tune(self, model, train, valid, workdir, cfg, seed, on_epoch=None):
+    def fine_tune(self, job, on_epoch=None):
         import json
 
-        workdir.mkdir(parents=True, exist_ok=True)
+        model, train, valid, workdir, cfg, _seed = job.prepared()
         out = self.refit_e0(model, train, workdir / "model.json")
         for epoch in range(1, cfg.epochs + 1):
             time.sleep(self.delay_s)
@@ -213,6 +213,7 @@ def check_backend_contract(
     """
     from pfd.analysis.errors import evaluate
     from pfd.config import FineTuneConfig
+    from pfd.models import TrainingJob
 
     path = backend.resolve(model)
     _check_elements(
@@ -225,15 +226,9 @@ def check_backend_contract(
     after_e0 = evaluate(frames, backend.calculator(refit))
     assert after_e0.energy_rmse_eV_atom < before.energy_rmse_eV_atom
     epochs_seen: list[int] = []
-    out = backend.fine_tune(
-        refit,
-        frames[1:],
-        frames[:1],
-        workdir / "ft",
-        FineTuneConfig(epochs=epochs, batch_size=2),
-        seed=0,
-        on_epoch=lambda i, n: epochs_seen.append(i),
-    )
+    settings = FineTuneConfig(epochs=epochs, batch_size=2)
+    job = TrainingJob(refit, frames[1:], frames[:1], workdir / "ft", settings)
+    out = backend.fine_tune(job, on_epoch=lambda i, n: epochs_seen.append(i))
     assert Path(out).is_file(), f"fine_tune returned {out}, which is no file"
     assert epochs_seen[-1:] == [epochs], f"epochs reported: {epochs_seen}"
     reloaded = backend.resolve(str(out))

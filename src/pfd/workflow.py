@@ -81,8 +81,8 @@ def finetune(
     frames (at least 2, once there are 10) held out to pick the best epoch.
     Returns the path of the fine-tuned model file, in ``workdir``.
     """
-    from pfd.loop import split_frames
     from pfd.models import make_backend
+    from pfd.training import training_job
 
     model = model or ModelConfig()
     settings = settings or FineTuneConfig()
@@ -92,7 +92,5 @@ def finetune(
     start = backend.resolve(model.checkpoint)
     symbols = {s for atoms in frames for s in atoms.get_chemical_symbols()}
     backend.check_elements(start, symbols)
-    if settings.refit_e0:
-        start = backend.refit_e0(start, frames, workdir / "e0_refit.pth")
-    train, valid = split_frames(frames, seed, 1)
-    return backend.fine_tune(start, train, valid, workdir / "train", settings, seed)
+    job = training_job(backend, start, frames, workdir / "train", settings, seed)
+    return backend.fine_tune(job)

@@ -26,6 +26,7 @@ from ase.build import bulk
 
 from pfd.analysis.errors import evaluate
 from pfd.errors import PFDError
+from pfd.models import TrainingJob
 from pfd.models.mace import MACEBackend
 from tests.models.conftest import cu_frames, mace_python
 
@@ -75,7 +76,8 @@ def test_replay_fine_tuning_keeps_a_head_on_the_foundation_data(
     cfg = FineTuneConfig(
         epochs=2, batch_size=2, replay_data=mace_foundation.parent / "replay.extxyz"
     )
-    out = backend.fine_tune(refit, frames[1:], frames[:1], tmp_path / "ft", cfg, 0)
+    job = TrainingJob(refit, frames[1:], frames[:1], tmp_path / "ft", cfg)
+    out = backend.fine_tune(job)
     assert sorted(backend.info(out)["heads"]) == ["Default", "pt_head"]
     log = (tmp_path / "ft" / "train.log").read_text()
     assert "--pt_train_file" not in log  # (arguments are not echoed)

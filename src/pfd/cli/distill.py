@@ -23,8 +23,10 @@ def command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
+    from pfd.cli.main import verbose
     from pfd.config import load_distill_settings
     from pfd.distillation import run_distill
+    from pfd.logs import run_log
     from pfd.progress import Reporter
     from pfd.state import recorded_config, timed_phase
 
@@ -32,5 +34,5 @@ def command(
     if config is not None:
         distill = load_distill_settings(config, cfg.distill)
         cfg = cfg.model_copy(update={"distill": distill})
-    with timed_phase(cfg.run_dir, "distill"):
+    with run_log(cfg.run_dir, verbose()), timed_phase(cfg.run_dir, "distill"):
         run_distill(cfg, Reporter(quiet=quiet))

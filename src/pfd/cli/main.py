@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_state = {"debug": False}
+_state = {"debug": False, "verbose": False}
 
 
 @app.callback()
@@ -26,8 +26,22 @@ def main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks on errors.")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show the output of DFT codes, trainers and libraries on the "
+            "terminal instead of the run's logs/pfd.log.",
+        ),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
+    _state["verbose"] = verbose or debug
+
+
+def verbose() -> bool:
+    """Whether ``pfd --verbose`` (or ``--debug``) asked for every stream."""
+    return _state["verbose"]
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,10 +74,14 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as err:
             if _state["debug"]:
                 raise
+            from pfd.logs import last_log
+
             first = str(err).splitlines()[0] if str(err) else ""
+            log = last_log()
+            where = f"; libraries' output: {log}" if log else ""
             typer.echo(
                 f"Error: unexpected {type(err).__name__}: {first} "
-                "(rerun with 'pfd --debug ...' for the traceback)",
+                f"(rerun with 'pfd --debug ...' for the traceback{where})",
                 err=True,
             )
             sys.exit(2)

@@ -18,7 +18,9 @@ def command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
+    from pfd.cli.main import verbose
     from pfd.config import load_config
+    from pfd.logs import run_log
     from pfd.progress import Reporter
     from pfd.report import write_report
     from pfd.state import recorded_config, timed_phase
@@ -26,6 +28,6 @@ def command(
     cfg = recorded_config(run_dir)
     if config is not None:
         cfg = cfg.model_copy(update={"report": load_config(config).report})
-    with timed_phase(cfg.run_dir, "report"):
+    with run_log(cfg.run_dir, verbose()), timed_phase(cfg.run_dir, "report"):
         path = write_report(cfg, Reporter(quiet=quiet))
     typer.echo(f"report written to {path}")

@@ -26,10 +26,12 @@ def command(
         ),
     ] = False,
 ) -> None:
+    from pfd.cli.main import verbose
     from pfd.config import load_config
-    from pfd.loop import run_finetune
+    from pfd.distillation import require_student
+    from pfd.logs import run_log
     from pfd.progress import Reporter
-    from pfd.state import timed_phase
+    from pfd.workflow import run
 
     cfg = load_config(config)
     if run_dir is not None:
@@ -40,20 +42,7 @@ def command(
 
         typer.echo("\n".join(format_plan(plan_run(cfg), cfg)))
         return
-    report = Reporter(quiet=quiet)
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
-        from pfd.distillation import require_student
-
         require_student()
-    with timed_phase(cfg.run_dir, "finetune"):
-        run_finetune(cfg, report)
-    if cfg.distill.enabled:
-        from pfd.distillation import run_distill
-
-        with timed_phase(cfg.run_dir, "distill"):
-            run_distill(cfg, report)
-    if cfg.report.enabled:
-        from pfd.report import write_report
-
-        with timed_phase(cfg.run_dir, "report"):
-            write_report(cfg, report)
+    with run_log(cfg.run_dir, verbose()):
+        run(cfg, Reporter(quiet=quiet))

@@ -19,6 +19,34 @@ from pfd.config import FineTuneConfig, ModelConfig
 from pfd.errors import PFDError
 from pfd.registry import BACKENDS, load_class
 
+#: called with (epoch, total epochs) as a training progresses
+EpochCallback = Callable[[int, int], None] | None
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One fine-tuning: start from ``model``, learn ``train``, pick the best epoch
+    on ``valid`` (may be empty), with ``settings``, in ``workdir``."""
+
+    model: Path
+    train: list[Atoms]
+    valid: list[Atoms]
+    workdir: Path
+    settings: FineTuneConfig
+    seed: int = 0
+
+    def prepared(
+        self,
+    ) -> tuple[Path, list[Atoms], list[Atoms], Path, FineTuneConfig, int]:
+        """Its parts, with absolute paths and the work directory made.
+
+        Training tools run inside ``workdir``, so paths handed to them must be absolute.
+        """
+        workdir = Path(self.workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        model = Path(self.model).resolve()
+        return model, self.train, self.valid, workdir, self.settings, self.seed
+
 
 class ForceFieldBackend(Protocol):
     """What the loop needs from a machine-learning force field.
@@ -49,18 +77,23 @@ class ForceFieldBackend(Protocol):
         """A copy of ``model`` whose per-element energies fit ``frames``' zero."""
         ...
 
-    def fine_tune(
-        self,
-        model: Path,
-        train: list[Atoms],
-        valid: list[Atoms],
-        workdir: Path,
-        cfg: FineTuneConfig,
-        seed: int,
-        on_epoch: Callable[[int, int], None] | None = None,
-    ) -> Path:
-        """Train ``model`` on ``train``; return the path of the new model file."""
+    def fine_tune(self, job: TrainingJob, on_epoch: EpochCallback = None) -> Path:
+        """Run ``job``; return the path of the new model file (in ``job.workdir``).
+
+        ``on_epoch(epoch, total)`` is called as epochs finish, for progress bars.
+        """
         ...
+
+
+def check_covered(model: str | Path, missing: list[str], why: str = "") -> None:
+    """Raise the one-line error for elements a foundation model does not cover."""
+    from pfd.errors import PFDError
+
+    if missing:
+        raise PFDError(
+            f"the foundation model '{Path(model).name}' does not cover element(s) "
+            f"{', '.join(missing)}{f' ({why})' if why else ''}; choose another model"
+        )
 
 
 def has_stress(atoms: Atoms) -> bool:

@@ -37,9 +37,8 @@ from ase.io import write
 from ase.units import GPa
 
 from pfd._proc import run_logged
-from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
-from pfd.models import has_stress
+from pfd.models import EpochCallback, TrainingJob, check_covered, has_stress
 
 if TYPE_CHECKING:
     from chgnet.model import CHGNet
@@ -196,11 +195,7 @@ class CHGNetBackend:
 
     def check_elements(self, model: Path, symbols: set[str]) -> None:
         missing = sorted(s for s in symbols if atomic_numbers[s] > MAX_Z)
-        if missing:
-            raise PFDError(
-                f"the foundation model '{model.name}' does not cover element(s) "
-                f"{', '.join(missing)} (CHGNet knows H to Pu); choose another model"
-            )
+        check_covered(model, missing, "CHGNet knows H to Pu")
 
     def _torch_threads(self) -> None:
         import torch
@@ -237,19 +232,9 @@ class CHGNetBackend:
             total[chemical_symbols[z]] = total.get(chemical_symbols[z], 0.0) + delta
         return save_model(loaded, out, pfd_e0_shift_eV=total)
 
-    def fine_tune(
-        self,
-        model: Path,
-        train: list[Atoms],
-        valid: list[Atoms],
-        workdir: Path,
-        cfg: FineTuneConfig,
-        seed: int,
-        on_epoch: Callable[[int, int], None] | None = None,
-    ) -> Path:
+    def fine_tune(self, job: TrainingJob, on_epoch: EpochCallback = None) -> Path:
         # the training tool runs in workdir: paths given to it must be absolute
-        workdir, model = Path(workdir).resolve(), Path(model).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+        model, train, valid, workdir, cfg, seed = job.prepared()
         write(workdir / "train.extxyz", train)
         if valid:
             write(workdir / "valid.extxyz", valid)

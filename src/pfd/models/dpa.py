@@ -37,7 +37,7 @@ from ase.calculators.calculator import Calculator
 from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
-from pfd.models import has_stress
+from pfd.models import EpochCallback, TrainingJob, check_covered, has_stress
 
 _BATCH = re.compile(r"Batch\s+(\d+):")
 SUFFIXES = (".pt", ".pth")
@@ -157,11 +157,7 @@ class DPABackend:
 
     def check_elements(self, model: Path, symbols: set[str]) -> None:
         missing = sorted(symbols - set(self.type_map(model)))
-        if missing:
-            raise PFDError(
-                f"the foundation model '{model.name}' does not cover element(s) "
-                f"{', '.join(missing)} (its type_map); choose another model"
-            )
+        check_covered(model, missing, "its type_map")
 
     def calculator(self, model: Path) -> Calculator:
         _require_deepmd()
@@ -211,19 +207,9 @@ class DPABackend:
         os.replace(tmp, out)
         return out
 
-    def fine_tune(
-        self,
-        model: Path,
-        train: list[Atoms],
-        valid: list[Atoms],
-        workdir: Path,
-        cfg: FineTuneConfig,
-        seed: int,
-        on_epoch: Callable[[int, int], None] | None = None,
-    ) -> Path:
+    def fine_tune(self, job: TrainingJob, on_epoch: EpochCallback = None) -> Path:
         # the training tool runs in workdir: paths given to it must be absolute
-        workdir, model = Path(workdir).resolve(), Path(model).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+        model, train, valid, workdir, cfg, seed = job.prepared()
         params = self._params(model)
         systems = self._data(model, train, workdir / "train")
         per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))

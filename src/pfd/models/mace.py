@@ -38,7 +38,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from ase.io import iread, write
 from pfd._proc import guarded, run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
-from pfd.models import has_stress
+from pfd.models import EpochCallback, TrainingJob, check_covered, has_stress
 
 WORKER = Path(__file__).with_name("_mace_worker.py")
 _EPOCH = re.compile(r"Epoch (\d+):")
@@ -215,11 +214,7 @@ class MACEBackend:
     def check_elements(self, model: Path, symbols: set[str]) -> None:
         known = {chemical_symbols[z] for z in self.info(model)["atomic_numbers"]}
         missing = sorted(symbols - known)
-        if missing:
-            raise PFDError(
-                f"the foundation model '{Path(model).name}' does not cover element(s) "
-                f"{', '.join(missing)}; choose another model"
-            )
+        check_covered(model, missing)
 
     def _e0s(self, model: Path, frames: list[Atoms]) -> str:
         """The model's E0s of the frames' elements, as MACE's ``--E0s`` reads them."""
@@ -249,19 +244,9 @@ class MACEBackend:
         _origin(out).write_text(json.dumps({"refitted_from": str(model)}))
         return out
 
-    def fine_tune(
-        self,
-        model: Path,
-        train: list[Atoms],
-        valid: list[Atoms],
-        workdir: Path,
-        cfg: FineTuneConfig,
-        seed: int,
-        on_epoch: Callable[[int, int], None] | None = None,
-    ) -> Path:
+    def fine_tune(self, job: TrainingJob, on_epoch: EpochCallback = None) -> Path:
         # the training tool runs in workdir: paths given to it must be absolute
-        workdir, model = Path(workdir).resolve(), Path(model).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+        model, train, valid, workdir, cfg, seed = job.prepared()
         stress = all(has_stress(a) for a in train + valid)
         write(workdir / "train.extxyz", [_ref(a) for a in train])
         base, replay = self._replay(model, cfg)

@@ -30,6 +30,7 @@ from ase.io import write
 from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
+from pfd.models import EpochCallback, TrainingJob, check_covered
 
 #: Names of checkpoints that ship inside the sevenn wheel (nothing is downloaded).
 SHIPPED = {
@@ -121,11 +122,7 @@ class SevenNetBackend:
         self.modality(model)  # a wrong model.head fails before any work
         type_map = self._checkpoint(model)["config"]["_type_map"]
         missing = sorted(s for s in symbols if atomic_numbers[s] not in type_map)
-        if missing:
-            raise PFDError(
-                f"the foundation model '{model.name}' does not cover element(s) "
-                f"{', '.join(missing)}; choose a model trained on them"
-            )
+        check_covered(model, missing)
 
     def calculator(self, model: Path) -> Calculator:
         _require_sevenn()
@@ -164,22 +161,12 @@ class SevenNetBackend:
         torch.save(ckpt, out)
         return out
 
-    def fine_tune(
-        self,
-        model: Path,
-        train: list[Atoms],
-        valid: list[Atoms],
-        workdir: Path,
-        cfg: FineTuneConfig,
-        seed: int,
-        on_epoch: Callable[[int, int], None] | None = None,
-    ) -> Path:
+    def fine_tune(self, job: TrainingJob, on_epoch: EpochCallback = None) -> Path:
         import yaml
         from sevenn.checkpoint import SevenNetCheckpoint
 
         # the training tool runs in workdir: paths given to it must be absolute
-        workdir, model = Path(workdir).resolve(), Path(model).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+        model, train, valid, workdir, cfg, seed = job.prepared()
         write(workdir / "train.extxyz", train)
         stress = all(all(a.pbc) for a in train + valid)
         with warnings.catch_warnings():  # "checkpoint version too old" for 7net-0
