@@ -42,6 +42,11 @@ class RunLayout:
     def timings(self) -> Path:
         return self.root / "timings.json"
 
+    @property
+    def log(self) -> Path:
+        """What trainers, libraries and subprocesses printed (not with --verbose)."""
+        return self.root / "logs" / "pfd.log"
+
     # --- fine-tuning ---------------------------------------------------------
     def iteration(self, n: int) -> Path:
         return self.root / f"iter_{n:03d}"

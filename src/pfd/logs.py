@@ -117,8 +117,10 @@ def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path | None]:
     the command made the run directory (a command refused at its checks leaves
     nothing behind).
     """
+    from pfd.layout import RunLayout
+
     global _last
-    log = run_dir / "logs" / "pfd.log"
+    log = RunLayout(run_dir).log
     if verbose or run_dir.is_dir():
         _last = None if verbose else log
         with third_party_to(log, verbose) as path:
