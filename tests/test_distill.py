@@ -61,9 +61,26 @@ def distilled(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("distill")
     write(tmp / "cu.extxyz", bulk("Cu", "fcc", 3.6, cubic=True))
     (tmp / "pfd.yaml").write_text(yaml.safe_dump(merge(BASE_CONFIG, TINY)))
-    proc = _pfd("run", "pfd.yaml", "--quiet", cwd=tmp)
+    proc = _pfd("run", "pfd.yaml", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (tmp / "terminal.txt").write_text(proc.stdout + proc.stderr)
     return tmp / "run"
+
+
+#: what TensorFlow, DeePMD-kit's loader, Numba and Python warnings print
+NOISE = ("implib-gen", "libcudart", "W0000", "oneDNN", "cpu_feature_guard",
+         "tensorflow", "Warning", "OMP_NUM_THREADS", "\x1b[")  # fmt: skip
+
+
+def test_terminal_shows_only_pfd_lines(distilled: Path):
+    """Fine-tuning and distillation (a TensorFlow student): pfd's lines only."""
+    terminal = (distilled.parent / "terminal.txt").read_text()
+    assert "converged;" in terminal
+    assert "round_1: training the se_e2_a student" in terminal
+    for noise in NOISE:
+        assert noise not in terminal, noise
+    log = (distilled / "logs" / "pfd.log").read_text()
+    assert "implib-gen" in log  # DeePMD-kit's CUDA stubs, sent to the run's log
 
 
 def test_student_learns_the_teacher(distilled: Path):

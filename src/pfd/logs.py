@@ -65,11 +65,17 @@ class TerminalStream:
 
 
 @contextlib.contextmanager
-def third_party_to(path: Path, verbose: bool = False) -> Iterator[Path | None]:
+def third_party_to(
+    path: Path, verbose: bool = False, until_exit: bool = False
+) -> Iterator[Path | None]:
     """Send file descriptors 1 and 2 to ``path`` (appending) for the duration.
 
-    Nested calls and ``verbose=True`` change nothing. On exit the descriptors
-    are restored, so an error message printed afterwards reaches the terminal.
+    Nested calls and ``verbose=True`` change nothing. On exit Python's
+    ``sys.stdout`` and ``sys.stderr`` write to the terminal again, so an error
+    message printed afterwards reaches it. With ``until_exit`` (a command-line
+    process that ends next) the descriptors themselves stay on the log: what
+    C libraries print as the process shuts down (DeePMD-kit's CUDA stubs) goes
+    there too.
     """
     global _terminal, _log
     if verbose or _terminal is not None:
@@ -92,10 +98,14 @@ def third_party_to(path: Path, verbose: bool = False) -> Iterator[Path | None]:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
+            if own and until_exit:
+                sys.stdout = os.fdopen(saved[0], "w", buffering=1, encoding="utf-8")
+                sys.stderr = os.fdopen(saved[1], "w", buffering=1, encoding="utf-8")
+            else:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for fd in saved:
+                    os.close(fd)
             if own:
                 _terminal.close()
             _terminal, _log = None, None
@@ -109,7 +119,9 @@ def _is_fd2(stream: TextIO) -> bool:
 
 
 @contextlib.contextmanager
-def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path | None]:
+def run_log(
+    run_dir: Path, verbose: bool = False, until_exit: bool = False
+) -> Iterator[Path | None]:
     """Third-party output of a command on ``run_dir`` into ``run_dir/logs/pfd.log``.
 
     A run directory that does not exist yet is not created for the log: the
@@ -123,14 +135,14 @@ def run_log(run_dir: Path, verbose: bool = False) -> Iterator[Path | None]:
     log = RunLayout(run_dir).log
     if verbose or run_dir.is_dir():
         _last = None if verbose else log
-        with third_party_to(log, verbose) as path:
+        with third_party_to(log, verbose, until_exit) as path:
             yield path
         return
     fd, name = tempfile.mkstemp(prefix="pfd-", suffix=".log")
     os.close(fd)
     tmp = Path(name)
     try:
-        with third_party_to(tmp) as path:
+        with third_party_to(tmp, until_exit=until_exit) as path:
             yield path
     finally:
         _last = tmp

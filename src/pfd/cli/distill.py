@@ -34,5 +34,6 @@ def command(
     if config is not None:
         distill = load_distill_settings(config, cfg.distill)
         cfg = cfg.model_copy(update={"distill": distill})
-    with run_log(cfg.run_dir, verbose()), timed_phase(cfg.run_dir, "distill"):
+    log = run_log(cfg.run_dir, verbose(), until_exit=True)
+    with log, timed_phase(cfg.run_dir, "distill"):
         run_distill(cfg, Reporter(quiet=quiet))

@@ -28,6 +28,7 @@ def command(
     cfg = recorded_config(run_dir)
     if config is not None:
         cfg = cfg.model_copy(update={"report": load_config(config).report})
-    with run_log(cfg.run_dir, verbose()), timed_phase(cfg.run_dir, "report"):
+    log = run_log(cfg.run_dir, verbose(), until_exit=True)
+    with log, timed_phase(cfg.run_dir, "report"):
         path = write_report(cfg, Reporter(quiet=quiet))
     typer.echo(f"report written to {path}")

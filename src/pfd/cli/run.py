@@ -44,5 +44,5 @@ def command(
         return
     if cfg.distill.enabled:  # before hours of fine-tuning, not after
         require_student()
-    with run_log(cfg.run_dir, verbose()):
+    with run_log(cfg.run_dir, verbose(), until_exit=True):
         run(cfg, Reporter(quiet=quiet))
