@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
 from pfd.errors import ConfigError
+from pfd.phases import random_phases
 from pfd.structures import too_close
 from pfd.variants import (
     VariantsConfig,
     describe,
     generate,
     interstitials,
-    random_phases,
     slabs,
     vacancies,
 )
