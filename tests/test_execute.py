@@ -55,14 +55,15 @@ def test_parsl_runs_the_loop_to_the_same_result_as_local(make_config, tmp_path):
     assert (parsl.run_dir / "parsl").is_dir()  # Parsl's own logs live in the run
 
 
-def _kill_one_busy_worker(stop: threading.Event, killed: list[int]) -> None:
-    """Kill an HTEX worker process while it runs a DFT job."""
+def _kill_one_busy_worker(stop: threading.Event, killed: list[int], root: Path) -> None:
+    """Kill an HTEX worker process while it runs a DFT job of the run in ``root``
+    (only that run's: other runs on the machine are not this test's)."""
     import psutil
 
     while not stop.is_set() and not killed:
         for proc in psutil.process_iter(["cmdline"]):
             cmd = " ".join(proc.info["cmdline"] or [])
-            if "pfd.label.worker" not in cmd:
+            if "pfd.label.worker" not in cmd or str(root) not in cmd:
                 continue
             try:
                 worker = proc.parent()
@@ -78,7 +79,9 @@ def _kill_one_busy_worker(stop: threading.Event, killed: list[int]) -> None:
 def test_killed_parsl_worker_task_is_retried(make_config, tmp_path):
     cfg = _config(make_config, tmp_path, "kill", "parsl", delay=2.0)
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_one_busy_worker, args=(stop, killed))
+    killer = threading.Thread(
+        target=_kill_one_busy_worker, args=(stop, killed, cfg.run_dir)
+    )
     killer.start()
     try:
         state = run_finetune(cfg, QUIET)

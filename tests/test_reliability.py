@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,18 @@ def _config(make_config, tmp_path: Path, name: str, extra: dict | None = None) -
 
 def _pfd(config: Path) -> subprocess.Popen:
     return start_run(config, f"plain-{config}")  # unique: the test's own path
+
+
+@contextlib.contextmanager
+def _beside(config: Path) -> Iterator[subprocess.Popen]:
+    """``pfd run CONFIG`` running beside the block; killed if the block fails."""
+    proc = _pfd(config)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # its workers die with it
+            proc.wait()
 
 
 def _errors(config: Path) -> str:
@@ -231,14 +243,14 @@ def _check_resumed_exactly(tmp_path: Path, expected: set[tuple]) -> Path:
 
 
 def test_sigkill_in_every_phase_resumes_exactly(make_config, tmp_path: Path):
-    reference = _pfd(_config(make_config, tmp_path, "ref"))  # side by side
-    killed = run_with_kills(
-        _config(make_config, tmp_path, "kill"),
-        tmp_path / "run-kill",
-        fine_tuning_plan(3, 3 + 2),
-    )
-    print(f"killed in: {', '.join(killed)}")  # shown with -s or on failure
-    assert reference.wait(timeout=900) == 0, _errors(tmp_path / "ref.yaml")
+    with _beside(_config(make_config, tmp_path, "ref")) as reference:
+        killed = run_with_kills(
+            _config(make_config, tmp_path, "kill"),
+            tmp_path / "run-kill",
+            fine_tuning_plan(3, 3 + 2),
+        )
+        print(f"killed in: {', '.join(killed)}")  # shown with -s or on failure
+        assert reference.wait(timeout=900) == 0, _errors(tmp_path / "ref.yaml")
     expected = _labelled(tmp_path / "run-ref")
     assert len(expected) == 3 + 2  # initial + one iteration of 2
     _check_resumed_exactly(tmp_path, expected)
@@ -270,13 +282,13 @@ def test_sigkill_in_every_phase_with_distillation_resumes_exactly(
     make_config, tmp_path: Path
 ):
     pytest.importorskip("deepmd")
-    reference = _pfd(_config(make_config, tmp_path, "ref", TINY_STUDENT))
-    killed = run_with_kills(
-        _config(make_config, tmp_path, "kill", TINY_STUDENT),
-        tmp_path / "run-kill",
-        fine_tuning_plan(3, 3 + 2) + distill_plan(),
-    )
-    assert reference.wait(timeout=1800) == 0, _errors(tmp_path / "ref.yaml")
+    with _beside(_config(make_config, tmp_path, "ref", TINY_STUDENT)) as reference:
+        killed = run_with_kills(
+            _config(make_config, tmp_path, "kill", TINY_STUDENT),
+            tmp_path / "run-kill",
+            fine_tuning_plan(3, 3 + 2) + distill_plan(),
+        )
+        assert reference.wait(timeout=1800) == 0, _errors(tmp_path / "ref.yaml")
     expected = _labelled(tmp_path / "run-ref")
     run = _check_resumed_exactly(tmp_path, expected)
     assert {"teacher MD", "student training"} <= set(killed)
