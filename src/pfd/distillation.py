@@ -115,10 +115,19 @@ def distill(
     if reference:
         check["vs_dft"] = _versus_reference(learner, final, teacher, reference, report)
     check["seconds"] = seconds | {"check": time.perf_counter() - t0}
-    lammps = write_lammps_input(
-        structures[0],
+    lammps = _lammps_input(
+        structures[0], learner, final, type_map, out, settings, explore, seed
+    )
+    report.info(f"student: {final} (ASE: pfd.load_calculator; LAMMPS: {lammps})")
+    return DistillResult(final, check)
+
+
+def _lammps_input(atoms, learner, model, type_map, out, settings, explore, seed):
+    """The student's LAMMPS NVT input at the exploration's first temperature."""
+    return write_lammps_input(
+        atoms,
         learner,
-        final,
+        model,
         type_map,
         out / "lammps",
         natoms=settings.lammps_atoms,
@@ -126,8 +135,6 @@ def distill(
         timestep_fs=explore.timestep_fs,
         seed=seed,
     )
-    report.info(f"student: {final} (ASE: pfd.load_calculator; LAMMPS: {lammps})")
-    return DistillResult(final, check)
 
 
 def _record(
