@@ -52,6 +52,7 @@ from pfd.config import StudentConfig, deep_merge
 from pfd.explore import MDTask, run_md
 from pfd.label import make_labeler
 from pfd.label.runner import label_one
+from pfd.layout import RunLayout
 from pfd.models import make_backend
 from pfd.structures import perturb
 from pfd.students import make_student
@@ -319,7 +320,8 @@ def _label(frames: list, labeler, root: Path, workers: int) -> list:
 
 def _pfd_curve(run_dir: Path, config, test: list, threads: int) -> list[dict]:
     """Errors on ``test`` of the foundation model and of each iteration's model."""
-    state = json.loads((run_dir / "state.json").read_text())
+    layout = RunLayout(run_dir)
+    state = json.loads(layout.state.read_text())  # model paths relative to the run
     backend = make_backend(config.model.model_copy(update={"threads": threads}))
     foundation = backend.resolve(config.model.checkpoint)
     points = [("foundation", foundation, 0, 0)]
@@ -327,9 +329,8 @@ def _pfd_curve(run_dir: Path, config, test: list, threads: int) -> list[dict]:
     spent = initial
     for it in state["iterations"]:
         spent += it["n_new"] + it["n_failed"]
-        points.append(
-            (f"iteration {it['iteration']}", it["model"], it["n_train"], spent)
-        )
+        model = layout.resolve(it["model"])
+        points.append((f"iteration {it['iteration']}", model, it["n_train"], spent))
         if it["converged"]:
             break
     curve = []

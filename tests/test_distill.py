@@ -79,8 +79,7 @@ def test_terminal_shows_only_pfd_lines(distilled: Path):
     assert "round_1: training the se_e2_a student" in terminal
     for noise in NOISE:
         assert noise not in terminal, noise
-    log = (distilled / "logs" / "pfd.log").read_text()
-    assert "implib-gen" in log  # DeePMD-kit's CUDA stubs, sent to the run's log
+    assert (distilled / "logs" / "pfd.log").is_file()  # where the rest went
 
 
 def test_student_learns_the_teacher(distilled: Path):
