@@ -28,7 +28,6 @@ def command(
 ) -> None:
     from pfd.cli.main import verbose
     from pfd.config import load_config
-    from pfd.distillation import require_student
     from pfd.logs import run_log
     from pfd.progress import Reporter
     from pfd.workflow import run
@@ -42,7 +41,5 @@ def command(
 
         typer.echo("\n".join(format_plan(plan_run(cfg), cfg)))
         return
-    if cfg.distill.enabled:  # before hours of fine-tuning, not after
-        require_student()
     with run_log(cfg.run_dir, verbose(), until_exit=True):
         run(cfg, Reporter(quiet=quiet))
