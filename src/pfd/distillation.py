@@ -15,12 +15,14 @@ distillation resumes where it stopped:
 ``distill/pool.extxyz``       frames not (yet) used, for later rounds
 ``distill/deepmd/``           the same in the student's format
 ``distill/round_N/``          the student's training directory of round N
+``distill/committee_K/``      member K of the committee (2..N, other seeds)
 ``student/``                  the model, its input and learning curve,
-                              check.json, lammps/ (in.lammps)
+                              member_K.pb, check.json, lammps/ (in.lammps)
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -40,8 +42,9 @@ from pfd.errors import PFDError
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
 from pfd.students import Student, make_student
+from pfd.students.committee import build_committee
 from pfd.students.lammps import write_lammps_input
-from pfd.teacher import check_settings, generate
+from pfd.teacher import check_settings, generate, split_frames, write_export
 
 #: the student distillation trains unless told otherwise
 STUDENT = "deepmd"
@@ -94,9 +97,8 @@ def distill(
         teacher = ModelCalculator(str(teacher), threads=threads)
     structures = _as_structures(structures)
     type_map = _type_map(structures, settings)
-    learner = make_student(
-        student, settings.student, type_map=type_map, threads=threads
-    )
+    make = functools.partial(make_student, student, type_map=type_map, threads=threads)
+    learner = make(settings.student)
     learner.check_available()
     work.mkdir(parents=True, exist_ok=True)
     check_settings(work, settings)
@@ -110,27 +112,31 @@ def distill(
     rounds = train_rounds(learner, train, test, pool, settings, work, seed, report)
     seconds |= rounds.seconds
     final = learner.ship(rounds.workdir, out)
+    members, committee = build_committee(
+        make, final, rounds.train, test, settings, work, out, seed, report
+    )
     t0 = time.perf_counter()
-    check = _record(rounds, len(test), settings, final)
+    check = _record(rounds, len(test), settings, final) | committee
     if reference:
         check["vs_dft"] = _versus_reference(learner, final, teacher, reference, report)
     check["seconds"] = seconds | {"check": time.perf_counter() - t0}
     lammps = _lammps_input(
-        structures[0], learner, final, type_map, out, settings, explore, seed
+        structures[0], learner, members, type_map, out, settings, explore, seed
     )
     report.info(f"student: {final} (ASE: pfd.load_calculator; LAMMPS: {lammps})")
     return DistillResult(final, check)
 
 
-def _lammps_input(atoms, learner, model, type_map, out, settings, explore, seed):
+def _lammps_input(atoms, learner, models, type_map, out, settings, explore, seed):
     """The student's LAMMPS NVT input at the exploration's first temperature."""
     return write_lammps_input(
         atoms,
         learner,
-        model,
+        models,
         type_map,
         out / "lammps",
         natoms=settings.lammps_atoms,
+        steps=settings.lammps_steps,
         temperature_K=(explore.temperatures_K or [300.0])[0],
         timestep_fs=explore.timestep_fs,
         seed=seed,
@@ -164,7 +170,7 @@ def _split(
             f"teacher MD gave only {len(frames)} usable frames, too few for a student; "
             "raise distill.steps or lower distill.sample_every"
         )
-    _write_export(work, train, test)
+    write_export(work, train, test)
     return train, test, pool
 
 
@@ -223,6 +229,9 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
 def _relocatable(check: dict[str, Any], layout: RunLayout) -> dict[str, Any]:
     """``check`` with its paths relative to the run directory (it may move)."""
     out = check | {"student": layout.relative(check["student"])}
+    if "committee" in out:
+        members = [layout.relative(m) for m in out["committee"]["members"]]
+        out["committee"] = out["committee"] | {"members": members}
     if "vs_dft" in out:
         out["vs_dft"] = out["vs_dft"] | {"data": layout.relative(layout.dft)}
     return out
@@ -258,34 +267,7 @@ def _type_map(structures: list[Atoms], settings: DistillConfig) -> list[str]:
     return type_map
 
 
-# --- split -------------------------------------------------------------------
-
-
-def split_frames(
-    frames: list[Atoms], cfg: DistillConfig, seed: int, work: Path
-) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
-    """Evenly spaced frames for the student (train and held-out test), rest in reserve.
-
-    Decided once and written, so a resumed run trains on the same frames.
-    """
-    files = [work / f"{n}.extxyz" for n in ("train", "test", "pool")]
-    if all(f.exists() for f in files):
-        return tuple(read(f, ":") if f.stat().st_size else [] for f in files)
-    n = len(frames)
-    if n > cfg.max_frames:
-        chosen = np.unique(np.linspace(0, n - 1, cfg.max_frames).round().astype(int))
-    else:
-        chosen = np.arange(n)
-    rest = np.setdiff1d(np.arange(n), chosen)
-    rng = np.random.default_rng([seed, 77])
-    order = rng.permutation(chosen)
-    n_test = max(1, round(cfg.test_fraction * len(order))) if len(order) > 1 else 0
-    test = [frames[i] for i in sorted(order[:n_test])]
-    train = [frames[i] for i in sorted(order[n_test:])]
-    pool = [frames[i] for i in rest]
-    for path, part in zip(files, (train, test, pool), strict=True):
-        write_frames_atomic(path, part)
-    return train, test, pool
+# --- train ---------------------------------------------------------------------
 
 
 def worst_predicted(
@@ -299,22 +281,6 @@ def worst_predicted(
     added = [pool[i] for i in sorted(take)]
     rest = [a for i, a in enumerate(pool) if i not in take]
     return added, rest
-
-
-def _write_export(work: Path, train: list[Atoms], test: list[Atoms]) -> None:
-    """The teacher-labelled data as one extxyz, for use elsewhere."""
-    path = work / "teacher_labelled.extxyz"
-    if not path.exists():
-        frames = [_tagged(a, "train") for a in train]
-        write_frames_atomic(path, frames + [_tagged(a, "test") for a in test])
-
-
-def _tagged(atoms: Atoms, subset: str) -> Atoms:
-    atoms.info["subset"] = subset
-    return atoms
-
-
-# --- train ---------------------------------------------------------------------
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Teacher data for distillation: MD with the teacher over conditions wider than
-fine-tuning explored, sampled frames labelled by it, plus rattled copies.
+fine-tuning explored, sampled frames labelled by it, plus rattled copies, split
+into the student's training, held-out and reserve frames.
 
 One file per trajectory (``md/NNN.extxyz``, then its record ``md/NNN.json``),
 so a killed generation resumes with the trajectories it had not finished. The
@@ -206,3 +207,46 @@ def teacher_job(
         "seconds": time.perf_counter() - t0,
     }
     return frames, record
+
+
+# --- split -------------------------------------------------------------------
+
+
+def split_frames(
+    frames: list[Atoms], cfg: DistillConfig, seed: int, work: Path
+) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
+    """Evenly spaced frames for the student (train and held-out test), rest in reserve.
+
+    Decided once and written, so a resumed run trains on the same frames.
+    """
+    files = [work / f"{n}.extxyz" for n in ("train", "test", "pool")]
+    if all(f.exists() for f in files):
+        return tuple(read(f, ":") if f.stat().st_size else [] for f in files)
+    n = len(frames)
+    if n > cfg.max_frames:
+        chosen = np.unique(np.linspace(0, n - 1, cfg.max_frames).round().astype(int))
+    else:
+        chosen = np.arange(n)
+    rest = np.setdiff1d(np.arange(n), chosen)
+    rng = np.random.default_rng([seed, 77])
+    order = rng.permutation(chosen)
+    n_test = max(1, round(cfg.test_fraction * len(order))) if len(order) > 1 else 0
+    test = [frames[i] for i in sorted(order[:n_test])]
+    train = [frames[i] for i in sorted(order[n_test:])]
+    pool = [frames[i] for i in rest]
+    for path, part in zip(files, (train, test, pool), strict=True):
+        write_frames_atomic(path, part)
+    return train, test, pool
+
+
+def write_export(work: Path, train: list[Atoms], test: list[Atoms]) -> None:
+    """The teacher-labelled data as one extxyz, for use elsewhere."""
+    path = work / "teacher_labelled.extxyz"
+    if not path.exists():
+        frames = [_tagged(a, "train") for a in train]
+        write_frames_atomic(path, frames + [_tagged(a, "test") for a in test])
+
+
+def _tagged(atoms: Atoms, subset: str) -> Atoms:
+    atoms.info["subset"] = subset
+    return atoms

@@ -11,7 +11,12 @@ NAME = "test"
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Model file or shipped name (7net-0).")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model file or shipped name (7net-0); a run directory: its student."
+        ),
+    ],
     data: Annotated[
         Path, typer.Argument(help="Labelled frames (extxyz or any ase.io).")
     ],
@@ -22,15 +27,20 @@ def command(
             "module:Class; default: the run directory's, else found from the file."
         ),
     ] = None,
+    committee: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another member of a committee with MODEL (repeat it: --committee "
+            "g2.pb --committee g3.pb): their max force deviation per frame is shown. "
+            "Default: the run's committee when MODEL is its student.",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the errors as JSON.")
     ] = None,
     threads: Annotated[int, typer.Option(help="CPU threads of the model.")] = 2,
 ) -> None:
     import json
-
-    from rich.console import Console
-    from rich.table import Table
 
     from pfd.analysis.errors import evaluate_by_subset
     from pfd.calculators import load_calculator
@@ -39,6 +49,7 @@ def command(
     if threads < 1:
         raise PFDError(f"--threads {threads}: give 1 or more CPU threads")
     frames = _labelled_frames(data)
+    model, group = _committee(model, committee or [])
     symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
     calc = load_calculator(model, threads=threads, type_map=symbols, backend=backend)
     path = Path(model) if Path(model).exists() else model
@@ -46,32 +57,96 @@ def command(
     payload = {"model": str(path), "data": str(data)} | {
         k: v.as_dict() for k, v in result.items()
     }
+    devs = None
+    if group is not None:
+        devs, payload["committee"] = _deviation(group, frames, threads)
     if output:
         output.write_text(json.dumps(payload, indent=2))
-    table = Table(title=f"{Path(model).name} on {data.name}")
-    for col in (
-        "subset",
-        "frames",
-        "E RMSE meV/atom",
-        "E MAE meV/atom",
-        "F RMSE eV/Å",
-        "F MAE eV/Å",
-        "S RMSE GPa",
-    ):
-        table.add_column(col, justify="right")
-    for name, e in result.items():
-        table.add_row(
-            name,
-            str(e.n_frames),
-            f"{e.energy_rmse_eV_atom * 1000:.2f}",
-            f"{e.energy_mae_eV_atom * 1000:.2f}",
-            f"{e.force_rmse_eV_A:.4f}",
-            f"{e.force_mae_eV_A:.4f}",
-            "-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}",
-        )
-    Console().print(table)
+    _print_table(f"{Path(model).name} on {data.name}", result, devs)
+    if group is not None:
+        _say_committee(group)
     if output:
         typer.echo(f"errors written to {output}")
+
+
+def _committee(model: str, extra: list[Path]):
+    """The model file to test and its committee (None: no committee)."""
+    from pfd.distillation import student_model
+    from pfd.errors import PFDError
+    from pfd.students.committee import Committee, committee_of
+
+    if Path(model).is_dir():
+        student = student_model(model)
+        if student is None:
+            raise PFDError(
+                f"'{model}' is a directory without a distilled student; give a "
+                "model file, or a run directory after 'pfd distill'"
+            )
+        found, model = committee_of(model), str(student)
+    else:
+        found = committee_of(model)
+    if extra:
+        files = [
+            Path(model),
+            *(p for p in extra if p.resolve() != Path(model).resolve()),
+        ]
+        found = Committee(files) if len(files) > 1 else None
+    return model, found
+
+
+def _deviation(committee, frames: list, threads: int):
+    """Per-subset summaries of the committee's deviation, and its JSON record."""
+    from pfd.students.committee import by_subset, deviation
+
+    dev = deviation(committee.members, frames, threads=threads)
+    summary = by_subset(frames, dev.max_force_eV_A, committee.threshold_eV_A)
+    record = {
+        "members": [str(m) for m in committee.members],
+        "threshold_eV_A": committee.threshold_eV_A,
+        "threshold_from": committee.threshold_from,
+        "max_force_deviation_eV_A": dev.max_force_eV_A.tolist(),
+        "energy_deviation_eV_atom": dev.energy_eV_atom.tolist(),
+    }
+    return summary, record | {"by_subset": {k: v.as_dict() for k, v in summary.items()}}
+
+
+def _print_table(title: str, result: dict, devs: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    columns = ["subset", "frames", "E RMSE meV/atom", "E MAE meV/atom"]
+    columns += ["F RMSE eV/Å", "F MAE eV/Å", "S RMSE GPa"]
+    if devs is not None:
+        columns += ["max F dev mean eV/Å", "max F dev max eV/Å"]
+        flags = next(iter(devs.values())).threshold_eV_A is not None
+        columns += ["flagged"] if flags else []
+    for col in columns:
+        table.add_column(col, justify="right")
+    for name, e in result.items():
+        row = [name, str(e.n_frames), f"{e.energy_rmse_eV_atom * 1000:.2f}"]
+        row += [f"{e.energy_mae_eV_atom * 1000:.2f}", f"{e.force_rmse_eV_A:.4f}"]
+        row += [f"{e.force_mae_eV_A:.4f}"]
+        row += ["-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}"]
+        if devs is not None:
+            d = devs[name]
+            row += [f"{d.mean_eV_A:.4f}", f"{d.max_eV_A:.4f}"]
+            row += [f"{d.n_flagged}/{d.n_frames}"] if flags else []
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _say_committee(committee) -> None:
+    names = ", ".join(Path(m).name for m in committee.members)
+    typer.echo(
+        f"committee of {len(committee.members)} ({names}): max force deviation per "
+        "frame, as DeePMD's model_devi (max over atoms of the force spread)"
+    )
+    if committee.threshold_eV_A is not None:
+        typer.echo(
+            f"flagged: frames above {committee.threshold_eV_A:.3f} eV/Å "
+            f"({committee.threshold_from})"
+        )
 
 
 def _labelled_frames(data: Path) -> list:

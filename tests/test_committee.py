@@ -1,0 +1,212 @@
+"""The student committee: DeePMD's model deviation, its config, its LAMMPS line."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from pfd.config import ConfigError, DistillConfig, load_distill_settings
+from pfd.errors import PFDError
+from pfd.students.committee import (
+    by_subset,
+    default_threshold,
+    deviation,
+)
+
+
+class _Shifted(Calculator):
+    """EMT with a constant force added to atom 0 and an energy shift per atom."""
+
+    implemented_properties = ("energy", "forces")
+
+    def __init__(self, force: tuple[float, float, float], e_atom: float = 0.0):
+        super().__init__()
+        self.force, self.e_atom = np.array(force), e_atom
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        ref = self.atoms.copy()
+        ref.calc = EMT()
+        forces = ref.get_forces()
+        forces[0] += self.force
+        energy = ref.get_potential_energy() + self.e_atom * len(ref)
+        self.results = {"energy": energy, "forces": forces}
+
+
+def test_deviation_is_deepmds_formula():
+    """Per atom sqrt(mean_k |F_k - <F>|^2), max over atoms; std of E/atom."""
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    cu.rattle(0.05, seed=1)
+    d = np.array([0.3, 0.0, 0.4])  # |d| = 0.5 eV/Å
+    models = [_Shifted((0, 0, 0)), _Shifted(d, 0.01), _Shifted(-d, -0.01)]
+    dev = deviation(models, [cu, cu])
+    # atom 0: forces F, F+d, F-d: mean F, spread sqrt((0 + 2|d|^2)/3)
+    assert dev.max_force_eV_A == pytest.approx([np.sqrt(2 / 3) * 0.5] * 2)
+    assert dev.mean_force_eV_A == pytest.approx([np.sqrt(2 / 3) * 0.5 / 4] * 2)
+    assert dev.energy_eV_atom == pytest.approx([np.sqrt(2 / 3) * 0.01] * 2)
+    same = deviation([EMT(), EMT()], [cu])
+    assert same.max_force_eV_A[0] == pytest.approx(0, abs=1e-12)
+
+
+def test_deviation_by_subset_and_threshold():
+    frames = [Atoms("Cu", info={"subset": s}) for s in ("a", "a", "b")]
+    summary = by_subset(frames, np.array([0.1, 0.3, 0.5]), 0.2)
+    assert summary["all"].n_flagged == 2
+    assert summary["a"].mean_eV_A == pytest.approx(0.2)
+    assert summary["b"].max_eV_A == pytest.approx(0.5)
+    assert summary["b"].n_flagged == 1
+    held_out = np.linspace(0.0, 0.1, 101)
+    assert default_threshold(held_out) == pytest.approx(2 * 0.095)
+
+
+def test_bad_committee_input_is_one_line(tmp_path: Path):
+    assert DistillConfig().committee == 4  # the default: four students
+    part = tmp_path / "c.yaml"
+    part.write_text("distill: {committee: 1, deviation_threshold_eV_A: 0.2}\n")
+    with pytest.raises(ConfigError) as err:
+        load_distill_settings(part, DistillConfig())
+    message = str(err.value)
+    assert "\n" not in message
+    assert "needs a committee of 2 or more" in message
+    assert "distill.committee: 2 or more" in message
+    part.write_text("distill: {committee: 0}\n")
+    with pytest.raises(ConfigError, match=r"'distill\.committee'"):
+        load_distill_settings(part, DistillConfig())
+    with pytest.raises(PFDError, match="needs 2 or more models, got 1"):
+        deviation([EMT()], [bulk("Cu")])
+
+
+def test_lammps_input_runs_the_student_and_writes_the_deviation(tmp_path: Path):
+    from pfd.students.deepmd import DeepMDStudent
+    from pfd.students.lammps import write_lammps_input
+
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    student = tmp_path / "student"
+    models = [student / n for n in ("graph_c.pb", "member_2.pb", "member_3.pb")]
+    learner = DeepMDStudent()
+    write_lammps_input(cu, learner, models, ["Cu"], student / "lammps", steps=50)
+    text = (student / "lammps" / "in.lammps").read_text()
+    line = "pair_style      deepmd ../graph_c.pb ../member_2.pb ../member_3.pb"
+    assert f"{line} out_freq 100 out_file model_devi.out\n" in text
+    assert "variable        STEPS index 50\n" in text
+    assert "model_devi.out" in text.split("units")[0]  # said in the header
+    write_lammps_input(cu, learner, models[0], ["Cu"], tmp_path / "one")
+    one = (tmp_path / "one" / "in.lammps").read_text()
+    assert "pair_style      deepmd ../student/graph_c.pb\n" in one
+    assert "model_devi" not in one
+
+
+# --- real tiny students -------------------------------------------------------------
+
+TINY = {
+    "rcut_A": 4.0,
+    "embedding": [4, 8],
+    "axis_neuron": 4,
+    "fitting": [8, 8],
+    "steps": 300,
+    "sel": [40],
+    "compress": False,
+    "refit_bias": False,
+}
+
+
+def _emt_frames(n: int, seed: int, rattle: float, scale: float = 1.0) -> list[Atoms]:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = bulk("Cu", "fcc", 3.6 * scale, cubic=True).repeat(2)
+        atoms.positions += rng.normal(0, rattle, atoms.positions.shape)
+        atoms.calc = EMT()
+        atoms.calc = SinglePointCalculator(
+            atoms,
+            energy=atoms.get_potential_energy(),
+            forces=atoms.get_forces(),
+            stress=atoms.get_stress(),
+        )
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def tiny_committee(tmp_path_factory) -> tuple[list[Path], Path]:
+    """Three tiny students on rattled fcc Cu (EMT labels): ~30 s."""
+    pytest.importorskip("deepmd")
+    from pfd.progress import Reporter
+    from pfd.students import make_student
+    from pfd.students.committee import build_committee
+
+    work = tmp_path_factory.mktemp("committee")
+    train, test = _emt_frames(40, 0, 0.05), _emt_frames(6, 1, 0.05)
+    cfg = DistillConfig(student=TINY, committee=3)
+    make = functools.partial(make_student, "deepmd", type_map=["Cu"], threads=2)
+    shipped = make(cfg.student).train(train, test, work / "round_1", seed=1)
+    out = work / "student"
+    out.mkdir()
+    members, record = build_committee(
+        make, shipped, train, test, cfg, work, out, 0, Reporter(quiet=True)
+    )
+    assert record["committee"]["threshold_eV_A"] > 0
+    return members, work
+
+
+@pytest.mark.slow
+def test_members_differ_and_disagree_off_distribution(tiny_committee):
+    members, work = tiny_committee
+    assert [m.name for m in members] == ["graph.pb", "member_2.pb", "member_3.pb"]
+    seeds = {(work / f"committee_{k}" / "input.json").read_text() for k in (2, 3)}
+    assert len(seeds) == 2  # other seeds, same settings otherwise
+    like_training = _emt_frames(6, 2, 0.05)
+    off = _emt_frames(6, 3, 0.25, scale=0.9)  # hot and compressed by 10 %
+    on_dev = deviation(members, like_training).max_force_eV_A
+    off_dev = deviation(members, off).max_force_eV_A
+    assert np.all(on_dev > 1e-4)  # the members are different models
+    assert np.median(off_dev) > 2 * np.median(on_dev), (on_dev, off_dev)
+    # DeePMD's calc_model_devi and the same formula through ASE calculators agree
+    from pfd.calculators import load_calculator
+
+    calcs = [load_calculator(m) for m in members]
+    assert deviation(calcs, off).max_force_eV_A == pytest.approx(off_dev, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_committee_in_lammps_writes_model_devi(tiny_committee):
+    from pfd.students.deepmd import DeepMDStudent
+    from pfd.students.lammps import lammps_binary, write_lammps_input
+
+    if lammps_binary() is None:
+        pytest.skip("LAMMPS (lmp) not installed")
+    members, work = tiny_committee
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    out = work / "lammps"
+    write_lammps_input(cu, DeepMDStudent(), members, ["Cu"], out, natoms=32)
+    proc = subprocess.run(
+        [lammps_binary(), "-var", "STEPS", "200", "-in", "in.lammps"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    rows = np.loadtxt(out / "model_devi.out")
+    assert rows[:, 0].tolist() == [0, 100, 200]  # every out_freq steps
+    assert np.all(rows[:, 4] > 0)  # max_devi_f: the members disagree somewhere
+    first = deviation(members, [_lammps_start(out)]).max_force_eV_A[0]
+    assert rows[0, 4] == pytest.approx(first, rel=1e-3)  # the same number as ours
+
+
+def _lammps_start(out: Path) -> Atoms:
+    from ase.io import read
+
+    atoms = read(out / "conf.lmp", format="lammps-data", atom_style="atomic")
+    atoms.set_chemical_symbols(["Cu"] * len(atoms))
+    return atoms
