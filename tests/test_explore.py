@@ -98,3 +98,53 @@ def test_explore_gives_the_same_trajectories_on_any_executor():
     for a, b in zip(alone, side_by_side, strict=True):
         assert a.task == b.task
         assert np.array_equal(a.frames[-1].positions, b.frames[-1].positions)
+
+
+def _variant(atoms, name, **info):
+    atoms.info = {"structure": 0, "variant": name, **info}
+    return atoms
+
+
+def test_plan_of_variants_slab_nvt_only_and_melt_its_own_ramps():
+    cfg = ExploreConfig(
+        temperatures_K=[300, 600],
+        pressures_bar=[None, 1e4],
+        ramps=[RampConfig(start_K=300, stop_K=900, steps=10)],
+    )
+    melt = {"start_K": 2000.0, "stop_K": 300.0, "steps": 7}
+    cells = [
+        _variant(_cu(), "bulk"),
+        _variant(_cu(2)[1:], "vacancy-Cu0"),
+        _variant(_cu(2), "slab-100", fixed_cell=True),
+        _variant(_cu(2), "melt", ramps=[melt]),
+    ]
+    tasks = plan_md(cells, cfg, seed=0)
+    by_variant: dict[str, list[str]] = {}
+    for t in tasks:
+        by_variant.setdefault(t.variant, []).append(t.label)
+    # bulk and vacancy: the grid and the user's ramp; slab: NVT at each T only
+    assert len(by_variant["bulk"]) == len(by_variant["vacancy-Cu0"]) == 2 * 2 + 1
+    assert by_variant["slab-100"] == ["s0 slab-100 300K NVT", "s0 slab-100 600K NVT"]
+    assert by_variant["melt"] == ["s0 melt 2000->300K NVT"]
+    assert [t.steps for t in tasks if t.variant == "melt"] == [7]
+    # a run without variants plans exactly as before (labels and seeds)
+    plain = plan_md([_cu()], cfg, seed=0)
+    assert [t.label for t in plain] == [
+        label.replace(" bulk", "") for label in by_variant["bulk"]
+    ]
+    assert [t.seed for t in plain] == [t.seed for t in tasks[: len(plain)]]
+
+
+def test_slab_keeps_its_cell_and_frames_name_their_variant():
+    cfg = ExploreConfig(steps=8, sample_every=4, strain=0.05)
+    slab = _variant(_cu(2), "slab-100", fixed_cell=True)
+    slab.center(vacuum=5.0, axis=2)
+    traj = run_md(slab, EMT(), MDTask(0, 300, 300, None, 8, 1, "slab-100"), cfg)
+    assert len(traj.frames) == 2
+    for frame in traj.frames:
+        assert np.array_equal(frame.cell[:], slab.cell[:])
+        assert frame.info["variant"] == "slab-100"
+        assert frame.info["condition"] == "s0 slab-100 300K NVT"
+    bulk = run_md(_cu(2), EMT(), MDTask(0, 300, 300, None, 8, 1), cfg)
+    assert not np.allclose(bulk.frames[0].cell[:], _cu(2).cell[:])  # strained
+    assert "variant" not in bulk.frames[0].info

@@ -67,3 +67,38 @@ def test_stratified_selection_covers_every_condition():
     plain = SelectConfig(max_per_iteration=2, stratify=False)
     chosen = select_frames(frames, [base], plain, np.random.default_rng(0))
     assert [f.info["condition"] for f in chosen] == ["1500K", "1500K"]
+
+
+def test_selection_goes_round_the_variants_first():
+    base, frames = _frames()
+    near = [f for f in frames if f.info["kind"] == "near"]
+    far = [f for f in frames if f.info["kind"] == "far"]
+    for k, f in enumerate(far):  # the novel frames: the bulk at two conditions
+        f.info.update(variant="bulk", condition=f"s0 bulk T{k}")
+    for k, f in enumerate(near):  # near-duplicates: two variants, one condition each
+        name = "vacancy-Cu0" if k % 2 else "slab-100"
+        f.info.update(variant=name, condition=f"s0 {name} 300K NVT")
+    cfg = SelectConfig(max_per_iteration=3)
+    chosen = select_frames(frames, [base], cfg, np.random.default_rng(0))
+    assert sorted(f.info["variant"] for f in chosen) == [
+        "bulk",
+        "slab-100",
+        "vacancy-Cu0",
+    ]
+    for f in frames:  # without variants the conditions alone: the bulk twice
+        del f.info["variant"]
+    chosen = select_frames(frames, [base], cfg, np.random.default_rng(0))
+    assert [f.info["kind"] for f in chosen].count("far") == 2
+
+
+def test_frames_of_a_variant_are_filtered_against_its_own_cell():
+    cube = bulk("Cu", "fcc", 3.6, cubic=True)
+    cube.info = {"structure": 0, "variant": "bulk"}
+    hexagonal = bulk("Cu", "hcp", a=2.55)  # cell angles 90, 90, 120
+    hexagonal.info = {"structure": 0, "variant": "phase-0"}
+    frame = perturb(hexagonal, np.random.default_rng(0), 0.02, 0.0)
+    frame.info = dict(hexagonal.info)
+    cfg = SelectConfig(max_cell_angle_deviation_deg=10)
+    assert len(filter_frames([frame], [cube, hexagonal], cfg, GuardConfig())) == 1
+    frame.info["variant"] = "bulk"  # the same cell, against the cube: sheared 30°
+    assert filter_frames([frame], [cube, hexagonal], cfg, GuardConfig()) == []

@@ -7,11 +7,14 @@ Each iteration's model is scored on the frames labelled for that iteration
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pfd.analysis.errors import evaluate
+from ase import Atoms
+
+from pfd.analysis.errors import Prediction, errors_of, predict
 from pfd.db import FAILED, LABELLED
 from pfd.state import IterationRecord
+from pfd.structures import cell_key
 
 if TYPE_CHECKING:
     from pfd.config import ConvergenceConfig
@@ -27,10 +30,13 @@ def test_iteration(
     n_failed = ctx.db.count(iteration=iteration, status=FAILED)
     n_train = len(ctx.db.labelled(max_iteration=iteration - 1))
     f_rmse = e_rmse = s_rmse = None  # nothing new: exploration found nothing unfamiliar
+    per_variant: dict[str, dict[str, Any]] = {}
     if new:
-        errs = evaluate(new, ctx.backend.calculator(model))
+        predictions = predict(new, ctx.backend.calculator(model))
+        errs = errors_of(predictions)
         f_rmse, e_rmse = errs.force_rmse_eV_A, errs.energy_rmse_eV_atom
         s_rmse = errs.stress_rmse_GPa
+        per_variant = errors_per_variant(new, predictions)
     record = IterationRecord(
         iteration=iteration,
         n_train=n_train,
@@ -43,6 +49,7 @@ def test_iteration(
         model=str(model),
         md_stops=stops,
         seconds=times,
+        variants=per_variant,
     )
     record.converged = converged = meets_targets(record, conv)
     ctx.state.record(record)
@@ -54,7 +61,40 @@ def test_iteration(
         f"{conv.energy_rmse_eV_atom * 1000:g}) -> "
         f"{'converged' if converged else 'not converged'}"
     )
+    for line in variant_lines(per_variant):
+        ctx.report.info(f"  {line}")
     return record
+
+
+def errors_per_variant(
+    frames: list[Atoms], predictions: list[Prediction]
+) -> dict[str, dict[str, Any]]:
+    """Errors of the frames of each structure variant (``'s0 slab-111'``); empty
+    for frames without variants."""
+    groups: dict[str, list[Prediction]] = {}
+    for atoms, prediction in zip(frames, predictions, strict=True):
+        if "variant" in atoms.info:
+            structure, variant = cell_key(atoms)
+            groups.setdefault(f"s{structure} {variant}", []).append(prediction)
+    out = {}
+    for key, group in sorted(groups.items()):
+        errs = errors_of(group)
+        out[key] = {
+            "n_frames": errs.n_frames,
+            "force_rmse_eV_A": errs.force_rmse_eV_A,
+            "energy_rmse_eV_atom": errs.energy_rmse_eV_atom,
+            "stress_rmse_GPa": errs.stress_rmse_GPa,
+        }
+    return out
+
+
+def variant_lines(per_variant: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per variant: its new frames and their errors."""
+    return [
+        f"{key}: {e['n_frames']} frames, force RMSE {_fmt(e['force_rmse_eV_A'], 1)} "
+        f"eV/Å, energy RMSE {_fmt(e['energy_rmse_eV_atom'], 1000)} meV/atom"
+        for key, e in per_variant.items()
+    ]
 
 
 def meets_targets(record: IterationRecord, conv: ConvergenceConfig) -> bool:

@@ -32,6 +32,8 @@ from ase.io import write
 from pfd.errors import PFDError
 
 PENDING, LABELLED, FAILED = "pending", "labelled", "failed"
+#: what a frame of a run with structure variants keeps of its info, as keys
+VARIANT_KEYS = ("structure", "variant")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class RunDB:
             status=PENDING,
             attempts=0,
             source=source,
+            **_variant_keys(atoms),
         )
 
     def set_label(self, row_id: int, result: Atoms, settings: dict[str, Any]) -> None:
@@ -182,6 +185,7 @@ class RunDB:
                 "subset": f"{row.stage}-{row.iteration}",
             }
         )
+        atoms.info.update({k: row.get(k) for k in VARIANT_KEYS if k in row})
         return Frame(
             id=row.id,
             uid=row.uid,
@@ -192,6 +196,14 @@ class RunDB:
             atoms=atoms,
             source=row.get("source", ""),
         )
+
+
+def _variant_keys(atoms: Atoms) -> dict[str, Any]:
+    """``structure`` and ``variant`` of a frame that names its variant."""
+    info = atoms.info
+    if "variant" not in info:
+        return {}
+    return {"structure": int(info["structure"]), "variant": str(info["variant"])}
 
 
 def with_label(atoms: Atoms, result: Atoms) -> Atoms:

@@ -18,9 +18,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
-from pfd.config import ExploreConfig, GuardConfig
+from pfd.config import ExploreConfig, GuardConfig, RampConfig
 from pfd.execute import Executor, given_or_local
-from pfd.structures import perturb, too_close
+from pfd.structures import cell_key, perturb, too_close
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class MDTask:
     pressure_bar: float | None
     steps: int
     seed: int
+    variant: str = ""  # of the structure; '' in a run without variants
 
     @property
     def label(self) -> str:
@@ -42,7 +43,8 @@ class MDTask:
             else f"{self.start_K:g}->{self.stop_K:g}K"
         )
         ens = "NVT" if self.pressure_bar is None else f"NPT {self.pressure_bar:g}bar"
-        return f"s{self.structure} {temp} {ens}"
+        cell = f"s{self.structure}" + (f" {self.variant}" if self.variant else "")
+        return f"{cell} {temp} {ens}"
 
 
 @dataclass
@@ -58,25 +60,34 @@ class Trajectory:
 def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTask]:
     """All trajectories of one exploration: each structure at each (T, P) and ramp.
 
-    Non-periodic structures run NVT only; ramps run NVT.
+    Non-periodic structures run NVT only; ramps run NVT. Structure variants
+    (:mod:`pfd.variants`) run the same grid, except a cell with
+    ``info['fixed_cell']`` (a slab: NVT at each temperature, no ramps) and one
+    with ``info['ramps']`` (the melt: those ramps instead of the grid).
     """
     tasks: list[MDTask] = []
     rng = np.random.default_rng(seed)
     for atoms in structures:
-        index = atoms.info["structure"]
-        periodic = bool(all(atoms.pbc))
+        index, variant = cell_key(atoms)
+        melt = "ramps" in atoms.info
+        fixed = bool(atoms.info.get("fixed_cell"))
+        periodic = bool(all(atoms.pbc)) and not fixed
         pressures = cfg.pressures_bar if periodic else [None]
         pressures = list(dict.fromkeys(pressures))  # drop duplicates (e.g. NVT)
+        grid = [(t, t, p, cfg.steps) for t in cfg.temperatures_K for p in pressures]
+        ramps = [(r.start_K, r.stop_K, None, r.steps) for r in _ramps(atoms, cfg)]
         tasks.extend(
-            MDTask(index, temp, temp, pressure, cfg.steps, int(rng.integers(2**31)))
-            for temp in cfg.temperatures_K
-            for pressure in pressures
-        )
-        tasks.extend(
-            MDTask(index, r.start_K, r.stop_K, None, r.steps, int(rng.integers(2**31)))
-            for r in cfg.ramps
+            MDTask(index, start, stop, p, steps, int(rng.integers(2**31)), variant)
+            for start, stop, p, steps in ([] if melt else grid) + ramps
         )
     return tasks
+
+
+def _ramps(atoms: Atoms, cfg: ExploreConfig) -> list[RampConfig]:
+    """A cell's ramps: the melt variant's own; none for a slab; else the config's."""
+    if "ramps" in atoms.info:
+        return [RampConfig.model_validate(r) for r in atoms.info["ramps"]]
+    return [] if atoms.info.get("fixed_cell") else cfg.ramps
 
 
 def run_md(
@@ -92,7 +103,8 @@ def run_md(
     (periodic cells) stress, which the MD step has just computed.
     """
     rng = np.random.default_rng(task.seed)
-    system = perturb(atoms, rng, cfg.displacement_A, cfg.strain)
+    strain = 0.0 if atoms.info.get("fixed_cell") else cfg.strain  # slabs keep theirs
+    system = perturb(atoms, rng, cfg.displacement_A, strain)
     system.calc = calc
     thermalize_momenta(system, temperature_K=task.start_K, rng=rng)
     Stationary(system)
@@ -136,6 +148,8 @@ def run_md(
             "condition": task.label,
             "temperature_K": float(system.get_temperature()),
         }
+        if task.variant:
+            frame.info["variant"] = task.variant
         traj.frames.append(frame)
     return traj
 
@@ -196,11 +210,14 @@ def explore(
     than one trajectory on several threads.
     """
     tasks = plan_md(structures, cfg, seed)
+    cells = {cell_key(atoms): atoms for atoms in structures}
     out: list[Trajectory] = []
     size = workers if len(tasks) > 1 else 1
     with given_or_local(executor, md_workers=size) as runner:
         futures = [
-            runner.submit("md", _md_job, make_calc, structures[t.structure], t, cfg)
+            runner.submit(
+                "md", _md_job, make_calc, cells[t.structure, t.variant], t, cfg
+            )
             for t in tasks
         ]
         for future in futures:

@@ -48,6 +48,11 @@ class RunLayout:
         return self.root / "logs" / "pfd.log"
 
     # --- fine-tuning ---------------------------------------------------------
+    @property
+    def variants(self) -> Path:
+        """The structure variants the run explores, made once (extxyz)."""
+        return self.root / "variants.extxyz"
+
     def iteration(self, n: int) -> Path:
         return self.root / f"iter_{n:03d}"
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from ase.io import read
 from pfd.analysis.errors import evaluate
 from pfd.config import RunConfig
 from pfd.convergence import meets_targets, test_iteration
-from pfd.db import FAILED, LABELLED, RunDB, write_frames_atomic
+from pfd.db import FAILED, LABELLED, VARIANT_KEYS, RunDB, write_frames_atomic
 from pfd.errors import PFDError
 from pfd.execute import Executor, make_executor
 from pfd.explore import explore
@@ -45,8 +46,15 @@ from pfd.progress import Reporter
 from pfd.recover import export_dft as export_dft_file
 from pfd.select import filter_frames, select_frames
 from pfd.state import IterationRecord, RunState, open_run_dir
-from pfd.structures import perturb, read_structures, structures_digest
+from pfd.structures import (
+    cell_key,
+    exploration_cells,
+    perturb,
+    read_inputs,
+    structures_digest,
+)
 from pfd.training import check_one_reference, fine_tune_task, training_job
+from pfd.variants import check_requests, describe, requests_key, run_variants
 
 
 @dataclass
@@ -58,6 +66,7 @@ class Context:
     db: RunDB
     state: RunState
     structures: list[Atoms]
+    cells: list[Atoms]  # what MD explores: the structures, then their variants
     backend: ForceFieldBackend
     foundation: Path
     labeler: Labeler
@@ -67,25 +76,51 @@ class Context:
 
 def setup(config: RunConfig, report: Reporter) -> Context:
     """Check everything that can be checked before any expensive work."""
-    structures = read_structures(config.structures)
+    inputs = read_inputs(config.structures)
+    structures = [atoms for atoms, _ in inputs]
+    added = check_requests(inputs)  # variants that cannot be made: before any write
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
+    symbols |= added
     backend = make_backend(config.model)
     foundation = backend.resolve(config.model.checkpoint)
     backend.check_elements(foundation, symbols)
     labeler = make_labeler(config.labeler)
     labeler.check(symbols)
-    db = open_run_dir(config, structures_digest(structures), foundation, report)
+    digest = structures_digest(structures, requests_key(inputs))
+    db = open_run_dir(config, digest, foundation, report)
+    variants = run_variants(
+        inputs,
+        RunLayout(config.run_dir).variants,
+        partial(backend.calculator, foundation),  # relaxes random phases
+        config.seed,
+    )
+    report_variants(config, variants, report)
     return Context(
         config=config,
         run_dir=config.run_dir,
         db=db,
         state=RunState.load(config.run_dir),
         structures=structures,
+        cells=exploration_cells(structures, variants),
         backend=backend,
         foundation=foundation,
         labeler=labeler,
         report=report,
     )
+
+
+def report_variants(config: RunConfig, variants: list[Atoms], report: Reporter) -> None:
+    """What the structure variants add to the run's DFT, before anything runs."""
+    if not variants:
+        return
+    per = config.initial.frames_per_variant
+    report.info(
+        f"{len(variants)} structure variants, each explored like a structure: "
+        f"{per * len(variants)} initial DFT jobs ({per} each), and a share of the "
+        f"{config.select.max_per_iteration} DFT jobs of each iteration"
+    )
+    for line in describe(variants):
+        report.info(f"  variants {line}")
 
 
 def run_finetune(config: RunConfig, report: Reporter | None = None) -> RunState:
@@ -165,19 +200,25 @@ def _loop(ctx: Context) -> RunState:
 
 
 def add_initial_frames(ctx: Context) -> None:
-    """Insert the perturbed initial frames (deterministic from the seed, idempotent)."""
-    cfg = ctx.config.initial
-    for atoms in ctx.structures:
-        index = atoms.info["structure"]
-        for k in range(cfg.frames_per_structure):
-            rng = np.random.default_rng([ctx.config.seed, 0, index, k])
-            # the first frame of each structure is only displaced, not strained
-            strain = cfg.strain if k else 0.0
+    """Insert the perturbed initial frames (deterministic from the seed, idempotent):
+    ``initial.frames_per_structure`` of each structure, then
+    ``initial.frames_per_variant`` of each of their variants."""
+    cfg, seed = ctx.config.initial, ctx.config.seed
+    n_base = len(ctx.structures)
+    for j, atoms in enumerate(ctx.cells):
+        index, variant = cell_key(atoms)
+        base = j < n_base
+        for k in range(cfg.frames_per_structure if base else cfg.frames_per_variant):
+            key = [seed, 0, index, k] + ([] if base else [j - n_base + 1])
+            rng = np.random.default_rng(key)
+            # the first frame of each cell is only displaced; a slab never strained
+            fixed = atoms.info.get("fixed_cell", False)
+            strain = cfg.strain if k and not fixed else 0.0
             frame = perturb(atoms, rng, cfg.displacement_A, strain)
-            frame.info = {"structure": index}
+            frame.info = {x: atoms.info[x] for x in VARIANT_KEYS if x in atoms.info}
             ctx.db.add_pending(
                 frame,
-                uid=f"init-s{index}-{k}",
+                uid=f"init-s{index}-{k}" if base else f"init-s{index}-{variant}-{k}",
                 iteration=0,
                 stage="init",
                 source=f"{atoms.info['name']} perturbed #{k}",
@@ -314,7 +355,7 @@ def explore_iteration(
 
     seed = cfg.seed * 1000 + iteration
     trajs = explore(
-        ctx.structures,
+        ctx.cells,
         factory,
         cfg.explore,
         seed,
@@ -341,7 +382,7 @@ def explore_and_select(ctx: Context, iteration: int, model: Path) -> list[str]:
         candidates = (
             read(candidates_file, ":") if candidates_file.stat().st_size else []
         )
-        kept = filter_frames(candidates, ctx.structures, cfg.select, cfg.explore.guards)
+        kept = filter_frames(candidates, ctx.cells, cfg.select, cfg.explore.guards)
         rng = np.random.default_rng([cfg.seed, iteration, 2])
         chosen = select_frames(kept, ctx.db.labelled(), cfg.select, rng)
         ctx.report.info(

@@ -76,6 +76,7 @@ class Plan:
     iterations: int
     timing: FrameTiming | None = None
     model_note: str = ""
+    cells: list[Atoms] = field(default_factory=list)  # with variants: all explored
 
 
 def kpoint_count(config: RunConfig, atoms: Atoms) -> int:
@@ -97,21 +98,32 @@ def kpoint_count(config: RunConfig, atoms: Atoms) -> int:
     return int(np.prod(kpoint_grid(atoms, spec["density"], "gamma").size))
 
 
-def check_all(config: RunConfig) -> tuple[list[str], list[Atoms], object, Path]:
-    """Every check without DFT: (what was checked, structures, labeller, model file)."""
+def check_all(
+    config: RunConfig,
+) -> tuple[list[str], list[Atoms], list[Atoms], object, Path]:
+    """Every check without DFT: (what was checked, structures, their variants
+    (:func:`planned_variants`), labeller, model file)."""
     from pfd.label import make_labeler
     from pfd.models import make_backend
-    from pfd.structures import read_structures
+    from pfd.plan_variants import planned_variants
+    from pfd.structures import read_inputs
+    from pfd.variants import check_requests
 
     checks = []
-    structures = read_structures(config.structures)
+    inputs = read_inputs(config.structures)
+    structures = [atoms for atoms, _ in inputs]
     for atoms in structures:
         kind = "periodic" if all(atoms.pbc) else "not periodic"
         checks.append(
             f"structure {atoms.info['name']}: {atoms.get_chemical_formula()}, "
             f"{len(atoms)} atoms, {kind}"
         )
+    added = check_requests(inputs)
+    variants = planned_variants(config, inputs)
+    if variants:
+        checks.append(f"{len(variants)} structure variants can be made")
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
+    symbols |= added
     elements = ", ".join(sorted(symbols))
     backend = make_backend(config.model)
     foundation = backend.resolve(config.model.checkpoint)
@@ -121,7 +133,7 @@ def check_all(config: RunConfig) -> tuple[list[str], list[Atoms], object, Path]:
     labeler.check(symbols)
     checks.append(f"labeller {config.labeler.code} is installed and can do {elements}")
     checks += _check_extras(config)
-    return checks, structures, labeler, foundation
+    return checks, structures, variants, labeler, foundation
 
 
 def _check_extras(config: RunConfig) -> list[str]:
@@ -157,18 +169,27 @@ def _check_extras(config: RunConfig) -> list[str]:
     return checks
 
 
-def dft_phases(config: RunConfig, structures: list[Atoms]) -> list[Phase]:
-    """The DFT jobs of each phase: initial set, each iteration, the report's."""
+def dft_phases(
+    config: RunConfig, structures: list[Atoms], variants: list[Atoms] = ()
+) -> list[Phase]:
+    """The DFT jobs of each phase: initial set, each iteration, the report's.
+
+    Without variants an iteration's jobs are counted at the largest structure;
+    with them, one per explored cell in turn (as selection goes round them),
+    largest first.
+    """
     per = config.initial.frames_per_structure
     initial = [a for a in structures for _ in range(per)]
+    initial += [a for a in variants for _ in range(config.initial.frames_per_variant)]
     phases = [Phase("initial", tuple(len(a) for a in initial), tuple(initial))]
-    largest = max(structures, key=len)
     n = config.select.max_per_iteration
+    cells = sorted([*structures, *variants], key=len, reverse=True)
+    each = [cells[k % len(cells)] if variants else cells[0] for k in range(n)]
     phases.append(
         Phase(
             "each iteration",
-            (len(largest),) * n,
-            (largest,) * n,
+            tuple(map(len, each)),
+            tuple(each),
             f"at most select.max_per_iteration, for up to "
             f"{config.convergence.max_iterations} iterations",
         )
@@ -299,19 +320,23 @@ def dry_run(
     config: RunConfig, *, time_dft: bool = True, time_model: bool = True
 ) -> Plan:
     """Check the run, count its DFT jobs and (``time_dft``) time one frame."""
-    checks, structures, labeler, foundation = check_all(config)
+    from pfd.structures import exploration_cells
+
+    checks, structures, variants, labeler, foundation = check_all(config)
+    cells = exploration_cells(structures, variants)
     plan = Plan(
         checks=checks,
-        phases=dft_phases(config, structures),
+        phases=dft_phases(config, structures, variants),
         workers=dft_workers(config),
         iterations=config.convergence.max_iterations,
+        cells=cells if variants else [],
     )
     if time_dft:
         plan.timing = time_one_frame(config, labeler, structures[0])
     if time_model:
         from pfd.plan_model import model_estimate
 
-        plan.model_note = model_estimate(config, foundation, structures)
+        plan.model_note = model_estimate(config, foundation, cells)
     return plan
 
 
@@ -323,6 +348,8 @@ def minutes(seconds: float) -> str:
 
 def format_plan(plan: Plan, config: RunConfig) -> list[str]:
     """What ``pfd run --dry-run`` prints: checks, DFT jobs, the estimate."""
+    from pfd.plan_variants import cell_lines
+
     lines = ["Checked (no DFT run):", *(f"  ok  {c}" for c in plan.checks)]
     lines.append("DFT jobs (atoms per job):")
     for phase in plan.phases:
@@ -340,6 +367,7 @@ def format_plan(plan: Plan, config: RunConfig) -> list[str]:
         f"  {'total':<16} {most:>4} jobs at most; "
         f"{n_init + 2 * n_iter + n_report} if converged after 2 iterations"
     )
+    lines += cell_lines(plan, config)
     lines += _estimate_lines(plan, config)
     if plan.model_note:
         lines.append(plan.model_note)

@@ -46,6 +46,7 @@ def model_estimate(config: RunConfig, foundation, structures: list[Atoms]) -> st
     """One paragraph: the timed force call, MD and training time per iteration."""
     from pfd.explore import plan_md
     from pfd.models import CalculatorFactory
+    from pfd.structures import cell_key
 
     cores = os.cpu_count() or 1
     md_workers = min(config.explore.workers or cores, cores)
@@ -58,8 +59,9 @@ def model_estimate(config: RunConfig, foundation, structures: list[Atoms]) -> st
     t1 = force_call_seconds(factory(), first, in_process=mc.python is None)
     per_atom = t1 / len(first)
     tasks = plan_md(structures, config.explore, config.seed)
-    sizes = {s.info["structure"]: len(s) for s in structures}
-    md = makespan([t.steps * per_atom * sizes[t.structure] for t in tasks], md_workers)
+    sizes = {cell_key(s): len(s) for s in structures}  # structures and variants
+    steps = [t.steps * sizes[t.structure, t.variant] for t in tasks]
+    md = makespan([n * per_atom for n in steps], md_workers)
     n_init = config.initial.frames_per_structure * len(structures)
     n_sel = config.select.max_per_iteration
     mean_atoms = float(np.mean([len(s) for s in structures]))

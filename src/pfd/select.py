@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from pfd.config import GuardConfig, SelectConfig
-from pfd.structures import cell_angles_ok, min_distance, too_close
+from pfd.structures import cell_angles_ok, cell_key, min_distance, too_close
 
 
 def filter_frames(
@@ -20,7 +20,12 @@ def filter_frames(
     cfg: SelectConfig,
     guards: GuardConfig,
 ) -> list[Atoms]:
-    """Drop frames with too-close atoms or cells sheared far from the input's."""
+    """Drop frames with too-close atoms or cells sheared far from the input's.
+
+    ``structures`` are the explored cells (structures and their variants): a
+    frame's cell is compared with the one it was sampled from.
+    """
+    cells = {cell_key(atoms): atoms for atoms in structures}
     kept = []
     for atoms in frames:
         if cfg.min_distance_A > 0:
@@ -28,7 +33,7 @@ def filter_frames(
                 continue
         elif too_close(atoms, guards.min_distance_factor):
             continue
-        ref = structures[atoms.info["structure"]]
+        ref = cells[cell_key(atoms)]
         if not cell_angles_ok(atoms, ref, cfg.max_cell_angle_deviation_deg):
             continue
         kept.append(atoms)
@@ -53,21 +58,27 @@ def select_frames(
     With ``cfg.stratify`` the picks go round the MD conditions (one per
     condition per round, the most novel first), so that every temperature and
     pressure the user asked for is labelled and tested, not only the hottest.
+    Frames of a run with structure variants go round the variants first: each
+    variant gets a frame before any gets a second condition.
     """
     if len(candidates) <= cfg.max_per_iteration:
         return list(candidates)
-    groups = [condition_of(a) if cfg.stratify else "" for a in candidates]
+    strata = [_stratum(a) if cfg.stratify else (None, "") for a in candidates]
     if cfg.method == "random":
         scores = None
     else:
         scores = _NoveltyScorer(candidates, labelled, cfg)
     chosen: list[int] = []
     remaining = list(range(len(candidates)))
-    used: set[str] = set()
+    used: set[tuple] = set()  # strata of this round over the conditions
+    visited: set[object] = set()  # variants of this round over the variants
     while remaining and len(chosen) < cfg.max_per_iteration:
-        if not any(groups[i] not in used for i in remaining):
+        if not any(strata[i] not in used for i in remaining):
             used.clear()  # a new round over the conditions
-        pool = [i for i in remaining if groups[i] not in used]
+        pool = [i for i in remaining if strata[i] not in used]
+        if not any(strata[i][0] not in visited for i in pool):
+            visited.clear()  # a new round over the variants
+        pool = [i for i in pool if strata[i][0] not in visited]
         if scores is None:
             best = int(rng.choice(pool))
         else:
@@ -76,8 +87,15 @@ def select_frames(
             scores.add(best)
         chosen.append(best)
         remaining.remove(best)
-        used.add(groups[best])
+        used.add(strata[best])
+        visited.add(strata[best][0])
     return [candidates[i] for i in sorted(chosen)]
+
+
+def _stratum(atoms: Atoms) -> tuple[object, str]:
+    """(variant, condition) of a frame; variant None in a run without variants."""
+    variant = cell_key(atoms) if "variant" in atoms.info else None
+    return variant, condition_of(atoms)
 
 
 class _NoveltyScorer:

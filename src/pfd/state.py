@@ -41,6 +41,9 @@ class IterationRecord:
     model: str
     md_stops: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: a run with structure variants: the new frames' errors per variant
+    #: (``'s0 slab-111'``: n_frames, force, energy and stress RMSE)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

@@ -22,7 +22,12 @@ def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
     Each returned ``Atoms`` carries ``info['structure']`` (its index) and
     ``info['name']`` (file stem, with the frame index when a file has several).
     """
-    out: list[Atoms] = []
+    return [atoms for atoms, _ in read_inputs(configs)]
+
+
+def read_inputs(configs: list[StructureConfig]) -> list[tuple[Atoms, StructureConfig]]:
+    """:func:`read_structures`, each with the YAML entry it was read from."""
+    out: list[tuple[Atoms, StructureConfig]] = []
     for cfg in configs:
         if not cfg.path.is_file():
             raise PFDError(
@@ -48,14 +53,15 @@ def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
             name = cfg.path.stem + (f"[{k}]" if len(images) > 1 else "")
             check_structure(atoms, name)
             atoms.info = {"structure": len(out), "name": name}
-            out.append(atoms)
+            out.append((atoms, cfg))
     return out
 
 
-def structures_digest(structures: list[Atoms]) -> str:
+def structures_digest(structures: list[Atoms], extra: str = "") -> str:
     """SHA-256 of what the structures are (numbers, cell, pbc, positions), so a
-    resumed run compares contents, wherever the files now lie."""
-    sha = hashlib.sha256()
+    resumed run compares contents, wherever the files now lie; ``extra`` (the
+    variants asked for, say) is hashed with them when given."""
+    sha = hashlib.sha256(extra.encode())
     for atoms in structures:
         sha.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
         sha.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
@@ -124,3 +130,26 @@ def cell_angles_ok(atoms: Atoms, reference: Atoms, max_deviation_deg: float) -> 
     angles = atoms.cell.cellpar()[3:]
     ref = reference.cell.cellpar()[3:]
     return bool(np.all(np.abs(angles - ref) <= max_deviation_deg))
+
+
+def cell_key(atoms: Atoms) -> tuple[int, str]:
+    """(structure, variant) of an explored cell or of a frame sampled from one;
+    variant ``''`` in a run without variants."""
+    return int(atoms.info["structure"]), str(atoms.info.get("variant", ""))
+
+
+def exploration_cells(structures: list[Atoms], variants: list[Atoms]) -> list[Atoms]:
+    """What the loop explores: the structures, then their variants.
+
+    With variants, each structure is a copy tagged ``'bulk'`` (``'input'`` if
+    not periodic), so that every frame names the variant it comes from;
+    without, the structures as they are (a run without variants is unchanged).
+    """
+    if not variants:
+        return list(structures)
+    tagged = []
+    for atoms in structures:
+        cell = atoms.copy()
+        cell.info["variant"] = "bulk" if all(atoms.pbc) else "input"
+        tagged.append(cell)
+    return tagged + list(variants)

@@ -10,12 +10,14 @@ are imported only when their variant is asked for.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from numbers import Integral
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +25,9 @@ import spglib
 from ase import Atoms
 from ase.build import find_optimal_cell_shape, make_supercell, surface
 from ase.calculators.calculator import Calculator
-from ase.data import chemical_symbols
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from ase.io import read
 
-from pfd.config import RampConfig
+from pfd.config import RampConfig, StructureConfig, VariantsConfig, miller_index
 from pfd.errors import ConfigError, PFDError
 from pfd.structures import too_close
 
@@ -36,66 +37,6 @@ OVERLAP_FACTOR = 0.7  # of the covalent-radius sum: a closer pair is an overlap
 INSTALL = "pip install 'pfd[variants]'"
 
 CalculatorFactory = Callable[[], Calculator]
-
-
-def miller_index(value: Any) -> tuple[int, int, int]:
-    """Check one Miller index: three integers, not all zero (``[1, 1, 1]``)."""
-    items = list(value) if isinstance(value, list | tuple | np.ndarray) else []
-    if (
-        len(items) != 3
-        or not all(isinstance(h, Integral) and not isinstance(h, bool) for h in items)
-        or not any(items)
-    ):
-        raise ConfigError(
-            f"bad Miller index {value!r}: give three integers, not all zero, "
-            "e.g. [1, 1, 1]"
-        )
-    return (int(items[0]), int(items[1]), int(items[2]))
-
-
-class VariantsConfig(BaseModel):
-    """Which variants of one structure to generate (all off by default)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    vacancies: bool = Field(False, description="One vacancy per distinct site.")
-    interstitials: list[str] | bool = Field(
-        False, description="True: each element of the structure; or a list of them."
-    )
-    max_interstitial_sites: int = Field(2, ge=1, description="Per inserted element.")
-    surfaces: list[tuple[int, int, int]] = Field(
-        default_factory=list, description="Miller indices: [[1, 0, 0], [1, 1, 1]]."
-    )
-    layers: int = Field(4, ge=1, description="Atomic planes of each slab.")
-    vacuum_A: float = Field(10.0, gt=0, description="Vacuum between slab images.")
-    phases: int = Field(0, ge=0, description="Random phases kept (pyxtal + relax).")
-    phase_max_atoms: int = Field(16, ge=1, description="Largest random cell.")
-    melt: bool = Field(False, description="Melt-and-quench ramps of a supercell.")
-    melting_K: float | None = Field(
-        None, gt=0, description="Melting point; elements default to pymatgen's table."
-    )
-    min_atoms: int = Field(32, ge=1, description="Smallest defect/melt supercell.")
-
-    @field_validator("surfaces", mode="before")
-    @classmethod
-    def _miller(cls, value: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            raise ValueError(
-                f"give a list of Miller indices, e.g. [[1, 1, 1]], not {value!r}"
-            )
-        try:
-            return [miller_index(v) for v in value]
-        except ConfigError as err:
-            raise ValueError(str(err)) from None
-
-    @field_validator("interstitials")
-    @classmethod
-    def _elements(cls, value: list[str] | bool) -> list[str] | bool:
-        listed = value if isinstance(value, list) else []
-        bad = [s for s in listed if s not in chemical_symbols[1:]]
-        if bad:
-            raise ValueError(f"unknown element(s) {bad}; give symbols like 'Si'")
-        return value
 
 
 def _check_periodic(atoms: Atoms, what: str) -> None:
@@ -322,10 +263,16 @@ def melt_ramps(melting_K: float, steps: int = 2000) -> list[RampConfig]:
     ]
 
 
-def melt(atoms: Atoms, melting_K: float | None = None, min_atoms: int = 32) -> Atoms:
-    """The melt variant: a supercell whose ``info['ramps']`` are :func:`melt_ramps`."""
+def melt(
+    atoms: Atoms,
+    melting_K: float | None = None,
+    min_atoms: int = 32,
+    steps: int = 2000,
+) -> Atoms:
+    """The melt variant: a supercell whose ``info['ramps']`` are :func:`melt_ramps`
+    of ``steps`` MD steps each."""
     _check_periodic(atoms, "a melt")
-    ramps = melt_ramps(melting_point(atoms, melting_K))
+    ramps = melt_ramps(melting_point(atoms, melting_K), steps)
     cell = host_cell(atoms, min_atoms)[1]
     return _tag(cell, atoms, "melt", ramps=[r.model_dump() for r in ramps])
 
@@ -337,8 +284,7 @@ def generate(
     seed: int = 0,
 ) -> list[Atoms]:
     """Every variant of ``atoms`` that ``cfg`` asks for, in a fixed order."""
-    asked = cfg.vacancies or cfg.interstitials or cfg.surfaces or cfg.phases
-    if not (asked or cfg.melt):
+    if not cfg.asked:
         return []
     _check_periodic(atoms, "a variant")
     out: list[Atoms] = []
@@ -356,7 +302,7 @@ def generate(
             atoms, cfg.phases, calculator_factory, seed, cfg.phase_max_atoms
         )
     if cfg.melt:
-        out.append(melt(atoms, cfg.melting_K, cfg.min_atoms))
+        out.append(melt(atoms, cfg.melting_K, cfg.min_atoms, cfg.melt_steps))
     return out
 
 
@@ -371,3 +317,89 @@ def describe(variants: list[Atoms]) -> list[str]:
         + (f" ({', '.join(details)})" if any(details) else "")
         for (kind, size), details in groups.items()
     ]
+
+
+def check_requests(inputs: Sequence[tuple[Atoms, StructureConfig]]) -> set[str]:
+    """:func:`check_request` of each structure's entry; the elements the
+    variants add (listed interstitials), which the model and labeller must cover."""
+    added: set[str] = set()
+    for atoms, entry in inputs:
+        check_request(atoms, entry.variants)
+        if entry.variants and isinstance(entry.variants.interstitials, list):
+            added |= set(entry.variants.interstitials)
+    return added
+
+
+def requests_key(inputs: Sequence[tuple[Atoms, StructureConfig]]) -> str:
+    """The variants asked for, as text (``''`` if none): hashed with the
+    structures, so that a resumed run cannot explore other variants."""
+    asked = [
+        e.variants.model_dump(mode="json") if e.variants and e.variants.asked else None
+        for _, e in inputs
+    ]
+    return json.dumps(asked, sort_keys=True) if any(asked) else ""
+
+
+def check_request(atoms: Atoms, cfg: VariantsConfig | None) -> None:
+    """Refuse before anything runs what :func:`generate` could not make: a
+    variant of a non-periodic structure, a melt without a melting point, or a
+    generator whose package is not installed."""
+    if cfg is None or not cfg.asked:
+        return
+    _check_periodic(atoms, "a variant")
+    if cfg.melt:
+        melting_point(atoms, cfg.melting_K)
+    needs = (
+        ("interstitials", cfg.interstitials, "pymatgen.analysis.defects"),
+        ("phases", cfg.phases, "pyxtal"),
+    )
+    for key, asked, module in needs:
+        if asked and not _installed(module):
+            raise PFDError(
+                f"variants.{key} needs the package {module} (not installed); "
+                f"{INSTALL}, or remove variants.{key}"
+            )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+def run_variants(
+    inputs: Sequence[tuple[Atoms, StructureConfig]],
+    path: Path,
+    calculator_factory: CalculatorFactory | None = None,
+    seed: int = 0,
+) -> list[Atoms]:
+    """The variants each structure's YAML entry asks for, made once per run.
+
+    Generated and written to ``path`` (extxyz) the first time; read back from
+    it when the run resumes, since random phases would come out otherwise.
+    The cells returned are always the ones read back, so a run and its
+    resumption explore the same numbers.
+    """
+    asked = [(a, c.variants) for a, c in inputs if c.variants and c.variants.asked]
+    if not asked:
+        return []
+    if not path.exists():
+        from pfd.db import write_frames_atomic
+
+        made = [
+            variant
+            for atoms, cfg in asked
+            for variant in generate(
+                atoms, cfg, calculator_factory, seed * 1000 + atoms.info["structure"]
+            )
+        ]
+        for cell in made:  # extxyz has no None
+            cell.info = {k: v for k, v in cell.info.items() if v is not None}
+        write_frames_atomic(path, made)
+    if not path.stat().st_size:
+        return []
+    cells = read(path, ":", format="extxyz")
+    for cell in cells:
+        cell.info["structure"] = int(cell.info["structure"])
+    return cells

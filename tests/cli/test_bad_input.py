@@ -33,6 +33,7 @@ def workdir(tmp_path_factory) -> Path:
         root / "overlap.extxyz",
         Atoms("Cu2", [[0, 0, 0], [0.1, 0, 0]], cell=[6] * 3, pbc=True),
     )
+    write(root / "dimer.xyz", Atoms("Cu2", [[0, 0, 0], [2.5, 0, 0]]))
     (root / "empty.xyz").write_text("")
     (root / "junk.cif").write_text("data_junk\n_cell_length_a what\n")
     (root / "afile").write_text("")
@@ -53,6 +54,32 @@ def _digest(run: Path) -> dict[str, str]:
 def _yaml(update: dict) -> str:
     return yaml.safe_dump(merge(VALID, update))
 
+
+
+def _variants(variants: dict, path: str = "cu.extxyz") -> str:
+    return _yaml({"structures": [{"path": path, "variants": variants}]})
+
+
+VARIANT_CASES = {
+    "Miller index of two numbers": (
+        _variants({"surfaces": [[1, 1]]}),
+        "'structures.0.variants.surfaces': bad Miller index [1, 1]: give three "
+        "integers, not all zero, e.g. [1, 1, 1]",
+    ),
+    "Miller index as a string": (
+        _variants({"surfaces": "111"}),
+        "give a list of Miller indices, e.g. [[1, 1, 1]], not '111'",
+    ),
+    "unknown variant": (
+        _variants({"vacancy": True}),
+        "unknown key 'structures.0.variants.vacancy'",
+    ),
+    "variant of a molecule": (
+        _variants({"vacancies": True}, "dimer.xyz"),
+        "structure 'dimer' is not periodic (pbc=[False, False, False]): a variant "
+        "needs a crystal",
+    ),
+}
 
 CASES = {
     "malformed yaml": ("structures: [\n", "malformed YAML at line"),
@@ -128,6 +155,7 @@ CASES = {
         "'initial' cannot change mid-run",
     ),
     "changed seed": (_yaml({"seed": 99}), "'seed' cannot change mid-run"),
+    **{f"variants: {name}": case for name, case in VARIANT_CASES.items()},
 }
 
 
@@ -145,6 +173,19 @@ def test_bad_input(workdir: Path, case: str):
     assert expected in lines[0]
     assert "Traceback" not in result.output
     assert _digest(workdir / "run") == before
+
+
+@pytest.mark.parametrize("case", list(VARIANT_CASES))
+def test_bad_variants_in_dry_run(workdir: Path, case: str):
+    text, expected = VARIANT_CASES[case]
+    config = workdir / f"dry_{case.replace(' ', '_')}.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(app, ["run", "--dry-run", str(config)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert expected in lines[0]
+    assert not (workdir / "run" / ".dryrun").exists()  # stopped before timing
 
 
 def test_dft_code_not_installed(workdir: Path, monkeypatch):

@@ -31,6 +31,7 @@ def command(
 
     from rich.console import Console
 
+    from pfd.convergence import variant_lines
     from pfd.db import open_db
     from pfd.errors import PFDError
     from pfd.layout import RunLayout
@@ -60,6 +61,8 @@ def command(
             r.md_stops
         )
         console.print(f"iteration {r.iteration}: {times}{stops}")
+        for line in variant_lines(r.variants):
+            console.print(f"  {line}")
     final = (
         f"final model: {state.final_model}" if state.finished else "run not finished"
     )

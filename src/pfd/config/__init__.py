@@ -35,7 +35,9 @@ from pfd.config.loop import (
     RampConfig,
     SelectConfig,
     StructureConfig,
+    VariantsConfig,
     _backend_attribute,
+    miller_index,
 )
 from pfd.config.report import (
     DiffusionReportConfig,
@@ -75,10 +77,12 @@ __all__ = [
     "StructureConfig",
     "StudentConfig",
     "VacancyReportConfig",
+    "VariantsConfig",
     "config_to_dict",
     "deep_merge",
     "load_config",
     "load_distill_settings",
+    "miller_index",
 ]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import (
     Field,
     field_validator,
@@ -20,8 +22,90 @@ from pfd.config._base import (
     _Model,
     check_temperatures,
 )
-from pfd.errors import PFDError
+from pfd.errors import ConfigError, PFDError
 from pfd.registry import BACKENDS, LABELERS, check_name, load_class
+
+
+def miller_index(value: Any) -> tuple[int, int, int]:
+    """Check one Miller index: three integers, not all zero (``[1, 1, 1]``)."""
+    items = list(value) if isinstance(value, list | tuple | np.ndarray) else []
+    if (
+        len(items) != 3
+        or not all(isinstance(h, Integral) and not isinstance(h, bool) for h in items)
+        or not any(items)
+    ):
+        raise ConfigError(
+            f"bad Miller index {value!r}: give three integers, not all zero, "
+            "e.g. [1, 1, 1]"
+        )
+    return (int(items[0]), int(items[1]), int(items[2]))
+
+
+class VariantsConfig(_Model):
+    """Which variants of one structure to generate and explore (all off by default).
+
+    Each variant is explored, selected and labelled like a structure of its own
+    (see :mod:`pfd.variants`); ``variants: {vacancies: true, surfaces: [[1, 1, 1]],
+    melt: true}`` under a structure asks for them.
+    """
+
+    vacancies: bool = Field(False, description="One vacancy per distinct site.")
+    interstitials: list[str] | bool = Field(
+        False, description="True: each element of the structure; or a list of them."
+    )
+    max_interstitial_sites: int = Field(2, ge=1, description="Per inserted element.")
+    surfaces: list[tuple[int, int, int]] = Field(
+        default_factory=list, description="Miller indices: [[1, 0, 0], [1, 1, 1]]."
+    )
+    layers: int = Field(4, ge=1, description="Atomic planes of each slab.")
+    vacuum_A: float = Field(10.0, gt=0, description="Vacuum between slab images.")
+    phases: int = Field(0, ge=0, description="Random phases kept (pyxtal + relax).")
+    phase_max_atoms: int = Field(16, ge=1, description="Largest random cell.")
+    melt: bool = Field(False, description="Melt-and-quench ramps of a supercell.")
+    melting_K: float | None = Field(
+        None,
+        gt=0,
+        lt=MAX_TEMPERATURE_K,
+        description="Melting point; elements default to pymatgen's table.",
+    )
+    melt_steps: int = Field(
+        2000, ge=1, le=MAX_STEPS, description="MD steps of each melt ramp."
+    )
+    min_atoms: int = Field(32, ge=1, description="Smallest defect/melt supercell.")
+
+    @field_validator("surfaces", mode="before")
+    @classmethod
+    def _miller(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError(
+                f"give a list of Miller indices, e.g. [[1, 1, 1]], not {value!r}"
+            )
+        try:
+            return [miller_index(v) for v in value]
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator("interstitials")
+    @classmethod
+    def _elements(cls, value: list[str] | bool) -> list[str] | bool:
+        from ase.data import chemical_symbols
+
+        listed = value if isinstance(value, list) else []
+        bad = [s for s in listed if s not in chemical_symbols[1:]]
+        if bad:
+            raise ValueError(f"unknown element(s) {bad}; give symbols like 'Si'")
+        return value
+
+    @property
+    def asked(self) -> bool:
+        """Whether any variant is asked for."""
+        return bool(
+            self.vacancies
+            or self.interstitials
+            or self.surfaces
+            or self.phases
+            or self.melt
+        )
 
 
 class StructureConfig(_Model):
@@ -31,6 +115,12 @@ class StructureConfig(_Model):
     index: str = Field("-1", description="ase.io index: '-1' last frame, ':' all.")
     supercell: tuple[Multiple, Multiple, Multiple] = (1, 1, 1)
     format: str | None = Field(None, description="ase.io format, guessed if absent.")
+    variants: VariantsConfig | None = Field(
+        None,
+        description="Variants of this structure explored like structures: "
+        "{vacancies: true, interstitials: true, surfaces: [[1, 1, 1]], phases: 2, "
+        "melt: true, min_atoms: 32}.",
+    )
 
 
 def _backend_attribute(backend: str, attribute: str, default: Any) -> Any:
@@ -205,6 +295,9 @@ class InitialConfig(_Model):
     """The first DFT set: perturbed copies of the input structures."""
 
     frames_per_structure: int = Field(4, ge=1)
+    frames_per_variant: int = Field(
+        1, ge=1, description="Perturbed copies of each structure variant."
+    )
     displacement_A: float = Field(
         0.05, ge=0, description="Gaussian std of atom shifts."
     )
