@@ -15,12 +15,15 @@ def _cu(n=1):
     return atoms
 
 
+GRID = ExploreConfig(
+    temperatures_K=[300, 600],
+    pressures_bar=[None, 1e4],
+    ramps=[RampConfig(start_K=300, stop_K=2000, steps=10)],
+)
+
+
 def test_plan_covers_temperatures_pressures_ramps():
-    cfg = ExploreConfig(
-        temperatures_K=[300, 600],
-        pressures_bar=[None, 1e4],
-        ramps=[RampConfig(start_K=300, stop_K=2000, steps=10)],
-    )
+    cfg = GRID
     cluster = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]])
     cluster.info = {"structure": 1}
     tasks = plan_md([_cu(), cluster], cfg, seed=0)
@@ -106,11 +109,7 @@ def _variant(atoms, name, **info):
 
 
 def test_plan_of_variants_slab_nvt_only_and_melt_its_own_ramps():
-    cfg = ExploreConfig(
-        temperatures_K=[300, 600],
-        pressures_bar=[None, 1e4],
-        ramps=[RampConfig(start_K=300, stop_K=900, steps=10)],
-    )
+    cfg = GRID
     melt = {"start_K": 2000.0, "stop_K": 300.0, "steps": 7}
     cells = [
         _variant(_cu(), "bulk"),

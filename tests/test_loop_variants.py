@@ -38,8 +38,13 @@ def _overrides(tmp_path: Path, variants: dict = VARIANTS) -> dict:
         {
             "structures": [{"path": "cu.extxyz", "variants": variants}],
             "initial": {"frames_per_structure": 1},
-            "explore": {"steps": 8, "sample_every": 4, "workers": 1},
-            "select": {"max_per_iteration": 4},
+            "explore": {
+                "temperatures_K": [300],
+                "steps": 8,
+                "sample_every": 4,
+                "workers": 1,
+            },
+            "select": {"max_per_iteration": 4, "method": "random"},
         },
     )
 
@@ -48,6 +53,7 @@ def _calls(tmp_path: Path) -> int:
     return len((tmp_path / "calls-variants.log").read_text().splitlines())
 
 
+@pytest.mark.slow  # ~20 s on two free cores: 8 DFT jobs, 9 trajectories
 def test_variants_are_explored_labelled_and_tested(
     make_config, tmp_path: Path, monkeypatch
 ):
@@ -81,8 +87,11 @@ def test_variants_are_explored_labelled_and_tested(
     assert set(by_cell) == CELLS
     assert all(np.allclose(f.cell[:], slab.cell[:]) for f in by_cell["slab-111"])
     assert {f.info["condition"] for f in by_cell["slab-111"]} == {
-        "s0 slab-111 300K NVT",
-        "s0 slab-111 900K NVT",
+        "s0 slab-111 300K NVT"  # no NPT
+    }
+    assert {f.info["condition"] for f in by_cell["bulk"]} == {
+        "s0 bulk 300K NVT",
+        "s0 bulk 300K NPT 1000bar",
     }
     melt_k = 1.5 * 1357.77
     assert {f.info["condition"] for f in by_cell["melt"]} == {
@@ -132,3 +141,45 @@ def test_dry_run_lists_the_jobs_of_each_variant(make_config, tmp_path: Path):
         line = rf"s0 {cell} +{atoms} atoms, +1 k-points: 1 initial, ~1 per iteration"
         assert re.search(line + r", ~\S+ (s|min) per job", out), out
     assert not RunLayout(load_config(path).run_dir).variants.exists()
+
+
+def test_database_keeps_structure_and_variant(tmp_path: Path):
+    from ase.build import bulk
+
+    db = RunDB(tmp_path / "pfd.db")
+    slab = bulk("Cu", "fcc", 3.6, cubic=True)
+    slab.info = {"structure": 1, "variant": "slab-111", "condition": "s1 slab-111"}
+    plain = bulk("Cu", "fcc", 3.6, cubic=True)
+    plain.info = {"structure": 0}
+    db.add_pending(slab, uid="a", iteration=1, stage="explore", source="md")
+    db.add_pending(plain, uid="b", iteration=1, stage="explore", source="md")
+    assert db.get("a").atoms.info["variant"] == "slab-111"
+    assert db.get("a").atoms.info["structure"] == 1
+    assert "condition" not in db.get("a").atoms.info  # only what names the cell
+    assert not {"structure", "variant"} & set(db.get("b").atoms.info)  # as before
+    assert db.count(variant="slab-111") == 1
+
+
+def test_errors_per_variant_group_the_new_frames():
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from pfd.analysis.errors import predict
+    from pfd.convergence import errors_per_variant, variant_lines
+    from pfd.label.results import single_point
+
+    frames = []
+    for k, variant in enumerate(["bulk", "melt", "melt"]):
+        atoms = bulk("Cu", "fcc", 3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        atoms = single_point(atoms, EMT())
+        atoms.info = {"structure": 0, "variant": variant}
+        frames.append(atoms)
+    errors = errors_per_variant(frames, predict(frames, EMT(asap_cutoff=True)))
+    assert list(errors) == ["s0 bulk", "s0 melt"]
+    assert [e["n_frames"] for e in errors.values()] == [1, 2]
+    assert all(e["force_rmse_eV_A"] > 0 for e in errors.values())
+    assert variant_lines(errors)[1].startswith("s0 melt: 2 frames, force RMSE")
+    for atoms in frames:  # a run without variants records none
+        del atoms.info["variant"]
+    assert errors_per_variant(frames, predict(frames, EMT())) == {}

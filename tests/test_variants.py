@@ -176,3 +176,34 @@ def test_generate_melt_and_describe():
     ]
     with pytest.raises(ConfigError, match="melting_K"):
         generate(_crystal("NaCl"), VariantsConfig(melt=True))
+
+
+def test_run_variants_are_made_once_and_read_back(tmp_path, monkeypatch):
+    import pfd.variants
+    from pfd.config import StructureConfig
+    from pfd.variants import run_variants
+
+    cu = _crystal("Cu")
+    asked = VariantsConfig(vacancies=True, surfaces=[[1, 1, 1]], melt=True, min_atoms=8)
+    inputs = [(cu, StructureConfig(path=tmp_path / "cu.extxyz", variants=asked))]
+    path = tmp_path / "variants.extxyz"
+    made = run_variants(inputs, path, EMT, seed=1)
+    assert [v.info["variant"] for v in made] == ["vacancy-Cu0", "slab-111", "melt"]
+    assert made[1].info["fixed_cell"] is True
+    assert all(v.info["structure"] == 3 for v in made)
+    hold, quench = made[-1].info["ramps"]  # the melt's ramps survive the file
+    assert hold["start_K"] == pytest.approx(1.5 * 1357.77)
+    assert quench["stop_K"] == 300.0
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(pfd.variants, "generate", no_generation)
+    again = run_variants(inputs, path)  # no calculator needed: read back
+    for a, b in zip(made, again, strict=True):
+        assert np.array_equal(a.positions, b.positions)
+        assert np.array_equal(a.cell[:], b.cell[:])
+        assert a.info["variant"] == b.info["variant"]
+    plain = StructureConfig(path=tmp_path / "cu.extxyz")
+    assert run_variants([(cu, plain)], tmp_path / "none.extxyz") == []
+    assert not (tmp_path / "none.extxyz").exists()

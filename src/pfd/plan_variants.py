@@ -10,6 +10,7 @@ from ase import Atoms
 from pfd.config import RunConfig, StructureConfig
 from pfd.layout import RunLayout
 from pfd.plan import job_seconds, kpoint_count, minutes
+from pfd.structures import BULK, INPUT
 
 if TYPE_CHECKING:
     from pfd.plan import Plan
@@ -53,7 +54,7 @@ def cell_lines(plan: Plan, config: RunConfig) -> list[str]:
         variant = cell.info["variant"]
         initial = (
             config.initial.frames_per_structure
-            if variant in ("bulk", "input")
+            if variant in (BULK, INPUT)
             else config.initial.frames_per_variant
         )
         share = len(each) / len(plan.cells)  # selection goes round the cells

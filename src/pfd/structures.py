@@ -14,6 +14,9 @@ from pfd.config import StructureConfig
 from pfd.errors import PFDError
 
 OVERLAP_A = 0.5  # closer than this is never a physical structure
+#: the variant name of an input structure itself in a run with variants:
+#: periodic, not periodic
+BULK, INPUT = "bulk", "input"
 
 
 def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
@@ -150,6 +153,6 @@ def exploration_cells(structures: list[Atoms], variants: list[Atoms]) -> list[At
     tagged = []
     for atoms in structures:
         cell = atoms.copy()
-        cell.info["variant"] = "bulk" if all(atoms.pbc) else "input"
+        cell.info["variant"] = BULK if all(atoms.pbc) else INPUT
         tagged.append(cell)
     return tagged + list(variants)

@@ -38,6 +38,7 @@ from pfd.config.loop import (
     VariantsConfig,
     _backend_attribute,
     miller_index,
+    miller_indices,
 )
 from pfd.config.report import (
     DiffusionReportConfig,
@@ -83,6 +84,7 @@ __all__ = [
     "load_config",
     "load_distill_settings",
     "miller_index",
+    "miller_indices",
 ]
 
 

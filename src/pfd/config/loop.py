@@ -41,6 +41,18 @@ def miller_index(value: Any) -> tuple[int, int, int]:
     return (int(items[0]), int(items[1]), int(items[2]))
 
 
+def miller_indices(value: Any) -> list[tuple[int, int, int]]:
+    """Check a list of Miller indices (a field validator's: ValueError if bad)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(
+            f"give a list of Miller indices, e.g. [[1, 1, 1]], not {value!r}"
+        )
+    try:
+        return [miller_index(v) for v in value]
+    except ConfigError as err:
+        raise ValueError(str(err)) from None
+
+
 class VariantsConfig(_Model):
     """Which variants of one structure to generate and explore (all off by default).
 
@@ -76,14 +88,7 @@ class VariantsConfig(_Model):
     @field_validator("surfaces", mode="before")
     @classmethod
     def _miller(cls, value: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            raise ValueError(
-                f"give a list of Miller indices, e.g. [[1, 1, 1]], not {value!r}"
-            )
-        try:
-            return [miller_index(v) for v in value]
-        except ConfigError as err:
-            raise ValueError(str(err)) from None
+        return miller_indices(value)
 
     @field_validator("interstitials")
     @classmethod
