@@ -18,7 +18,10 @@ from ase.calculators.emt import EMT
 from ase.io import write
 from typer.testing import CliRunner
 
+from pfd.analysis import vacancy_energy, vacancy_supercell
 from pfd.cli.main import app
+from pfd.report.dft import DFTJobs
+from pfd.report.models import Model
 from tests.conftest import BASE_CONFIG, merge
 
 CU = bulk("Cu", "fcc", 3.6, cubic=True)
@@ -32,6 +35,7 @@ SMALL = {
         "test_data": "test.extxyz",
         "phonons": {"npoints": 20, "dft": True},
         "vacancy": {"dft": True},
+        "surfaces": {"miller": [[1, 1, 1]], "min_atoms": 8},
         "diffusion": {"steps": 100, "equilibration_steps": 10, "min_atoms": 32},
         "speed": {"sizes": [4, 32], "steps": 2},
     },
@@ -59,7 +63,15 @@ def reported(tmp_path_factory) -> Path:
 
 def test_report_has_every_section_and_its_images(reported: Path):
     numbers = json.loads((reported / "report.json").read_text())
-    for key in ("errors", "learning_curve", "eos", "phonons", "vacancy", "diffusion"):
+    for key in (
+        "errors",
+        "learning_curve",
+        "eos",
+        "phonons",
+        "vacancy",
+        "surfaces",
+        "diffusion",
+    ):
         assert key in numbers
     assert set(numbers["errors"]) == {"dft_run", "dft_test"}
     eos = next(iter(numbers["eos"].values()))
@@ -71,11 +83,20 @@ def test_report_has_every_section_and_its_images(reported: Path):
         vacancy["teacher"]["relaxed_eV"],
         abs=0.05,  # EMT labels, EMT-shifted model
     )
+    (slab,) = numbers["surfaces"].values()
+    assert slab["miller"] == [1, 1, 1]
+    assert slab["DFT"]["at_teacher_geometry_J_m2"] == pytest.approx(
+        slab["models"]["teacher"]["relaxed_J_m2"],
+        abs=1e-6,  # a per-atom shift (the model's) cancels in a surface energy
+    )
+    assert 0.8 < slab["DFT"]["at_teacher_geometry_J_m2"] < 1.3  # EMT Cu(111)
     page = (reported / "index.html").read_text()
     images = [s.split('"')[1] for s in page.split("<img src=")[1:]]
     assert len(images) >= 6
     assert all((reported / name).is_file() for name in images)
     assert "Equation of state" in page
+    assert "finite-size effects are not converged" in page
+    assert "DFT at the teacher-relaxed slab" in page
     # a crystal at 300 and 900 K: no diffusion, no activation energy
     diffusion = numbers["diffusion"]
     assert [r["species"]["Cu"]["D_cm2_s"] for r in diffusion["runs"]] == [None, None]
@@ -98,7 +119,7 @@ def test_rerun_reuses_what_is_computed(reported: Path):
     numbers = json.loads((reported / "report.json").read_text())
     assert sorted(numbers["reused"]) == sorted(numbers["seconds"])
     assert numbers["seconds"] == first["seconds"]  # what they took when computed
-    for name in ("eos.json", "phonons.json", "diffusion.json"):
+    for name in ("eos.json", "phonons.json", "vacancy.json", "surfaces.json"):
         assert (reported / name).stat().st_mtime_ns == before[name]
     assert sorted((reported / "dft").iterdir()) == dft_jobs
 
@@ -123,8 +144,8 @@ def test_copied_run_reuses_its_report_without_computing(
     assert result.exit_code == 0, result.output
     numbers = json.loads((copy / "report" / "report.json").read_text())
     assert sorted(numbers["reused"]) == sorted(numbers["seconds"])
-    # errors, eos, phonons, vacancy, diffusion, speed
-    assert len(numbers["reused"]) == 6
+    # errors, eos, phonons, vacancy, surfaces, diffusion, speed
+    assert len(numbers["reused"]) == 7
     assert calls == []  # not one energy or force computed again
 
 
@@ -154,3 +175,95 @@ def test_page_renders_in_headless_chromium(reported: Path, tmp_path: Path):
     # plots put colour on the page: orange/blue markers, not only black text on white
     coloured = np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max(axis=2) > 60
     assert coloured.mean() > 0.001
+
+
+def _emt_jobs(root: Path) -> DFTJobs:
+    """'DFT' jobs with plain EMT, one line per calculation in root/calls.log."""
+    from pfd.label.ase_calc import ASELabeler
+
+    log = {"log": str(root / "calls.log")}
+    return DFTJobs(ASELabeler("pfd.testing:CountingEMT", log), root / "dft", workers=2)
+
+
+def _calls(root: Path) -> int:
+    log = root / "calls.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _teacher(root: Path) -> Model:
+    return Model("teacher", root / "teacher.json", EMT)
+
+
+def test_vacancy_dft_reference_is_the_model_when_the_model_is_the_labeller(
+    tmp_path: Path,
+):
+    from pfd.config import VacancyReportConfig
+    from pfd.report.defects import Later, vacancy_section
+
+    # the teacher stops after 1 BFGS step, DFT relaxes on from its atoms
+    settings = VacancyReportConfig(
+        min_atoms=8, fmax_eV_A=0.02, max_steps=1, dft_relax=True, dft_relax_steps=2
+    )
+    jobs = _emt_jobs(tmp_path)
+    later = vacancy_section([_teacher(tmp_path)], [CU], settings, jobs)
+    assert isinstance(later, Later)
+    numbers = later.finish()["Cu4"]
+    teacher, dft = numbers["teacher"], numbers["DFT"]
+    assert not teacher["converged"]
+    assert dft["natoms"] == teacher["natoms"] == 8
+    assert dft["at_teacher_geometry_eV"] == pytest.approx(
+        teacher["relaxed_eV"], abs=1e-6
+    )
+    relaxed = vacancy_energy(EMT(), vacancy_supercell(CU, settings), 0.02)
+    assert dft["relaxed_eV"] == pytest.approx(relaxed.relaxed_eV, abs=0.005)
+    assert dft["relaxed_eV"] < dft["at_teacher_geometry_eV"]
+    assert 1 <= dft["relax_steps"] <= 2
+    # perfect cell, teacher's vacancy, then one job per further DFT BFGS step
+    done = [d for d in (tmp_path / "dft").iterdir() if (d / "output.extxyz").exists()]
+    assert len(done) == 2 + dft["relax_steps"]
+    jobs.close()
+    calls = _calls(tmp_path)
+    again = _emt_jobs(tmp_path)  # a rerun: every job is read back
+    assert vacancy_section([_teacher(tmp_path)], [CU], settings, again).finish() == {
+        "Cu4": numbers
+    }
+    assert _calls(tmp_path) == calls
+
+
+def test_surface_dft_reference_is_the_model_when_the_model_is_the_labeller(
+    tmp_path: Path,
+):
+    from pfd.config.report import SurfaceReportConfig
+    from pfd.report.defects import report_slabs, surface_section
+
+    settings = SurfaceReportConfig(min_atoms=8, max_steps=20)
+    slabs = report_slabs([(CU, None)], settings)
+    jobs = _emt_jobs(tmp_path)
+    numbers = surface_section([_teacher(tmp_path)], slabs, settings, jobs).finish()
+    (slab,) = numbers.values()
+    assert slab["miller"] == [1, 0, 0]
+    assert slab["miller_from"] == "report.surfaces.miller"
+    gamma = slab["models"]["teacher"]["relaxed_J_m2"]
+    assert slab["DFT"]["at_teacher_geometry_J_m2"] == pytest.approx(gamma, abs=1e-6)
+    assert 0.9 < gamma < 1.4  # EMT Cu(100)
+    assert sorted(d.name for d in (tmp_path / "dft").iterdir()) == [
+        "surface-Cu4-bulk",
+        "surface-Cu4_slab_100",
+    ]
+
+
+def test_surfaces_follow_the_structures_variants_unless_miller_is_given():
+    from types import SimpleNamespace
+
+    from pfd.config.report import SurfaceReportConfig
+    from pfd.report.defects import report_slabs
+
+    variants = SimpleNamespace(surfaces=[(1, 1, 1)], layers=3, vacuum_A=8.0)
+    entry = SimpleNamespace(variants=variants)
+    ((_, (slab,), source),) = report_slabs([(CU, entry)], SurfaceReportConfig())
+    assert slab.info["miller"] == [1, 1, 1]
+    assert source == "structures.variants.surfaces"
+    given = SurfaceReportConfig(miller=[[1, 1, 0]])
+    ((_, (slab,), source),) = report_slabs([(CU, entry)], given)
+    assert slab.info["miller"] == [1, 1, 0]
+    assert source == "report.surfaces.miller"

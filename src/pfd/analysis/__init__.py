@@ -36,8 +36,15 @@ from pfd.analysis.errors import (
 )
 from pfd.analysis.phonons import PhononBands, phonon_bands
 from pfd.analysis.speed import SpeedResult, compare_speed, md_speed, speed_cells
+from pfd.analysis.surface import (
+    SurfaceEnergy,
+    slab_energy,
+    surface_energies,
+    surface_slabs,
+)
 from pfd.analysis.vacancy import (
     Vacancy,
+    vacancy_at,
     vacancy_energy,
     vacancy_formation,
     vacancy_supercell,
@@ -56,6 +63,7 @@ __all__ = [
     "PhononBands",
     "Prediction",
     "SpeedResult",
+    "SurfaceEnergy",
     "Trajectory",
     "Vacancy",
     "arrhenius",
@@ -76,7 +84,11 @@ __all__ = [
     "phonon_bands",
     "predict",
     "rdf",
+    "slab_energy",
     "speed_cells",
+    "surface_energies",
+    "surface_slabs",
+    "vacancy_at",
     "vacancy_energy",
     "vacancy_formation",
     "vacancy_supercell",

@@ -33,6 +33,21 @@ def forces(atoms: Atoms, calc: Calculator) -> np.ndarray:
     return np.array(a.get_forces())
 
 
+def relax_positions(
+    atoms: Atoms, calc: Calculator, fmax: float, steps: int
+) -> tuple[Atoms, float, bool]:
+    """``atoms`` relaxed at fixed cell (BFGS, ``steps`` at most; 0: as given):
+    a copy without calculator, its energy (eV), whether it reached ``fmax``."""
+    from ase.optimize import BFGS
+
+    a = atoms.copy()
+    a.calc = calc
+    converged = steps > 0 and BFGS(a, logfile=None).run(fmax=fmax, steps=steps)
+    e_relaxed = float(a.get_potential_energy())
+    a.calc = None
+    return a, e_relaxed, bool(converged)
+
+
 def supercell(atoms: Atoms, min_atoms: int) -> Atoms:
     """The smallest n x n x n repetition with at least ``min_atoms`` atoms."""
     if not all(atoms.pbc):

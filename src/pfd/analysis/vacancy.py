@@ -1,4 +1,10 @@
-"""Vacancy formation energy: one atom removed from a supercell, positions relaxed."""
+"""Vacancy formation energy: one atom removed from a supercell, positions relaxed.
+
+E_f = E(N-1) - (N-1)/N E(N), all in one supercell (:func:`vacancy_supercell`,
+the cell the loop's vacancy variants use). :func:`vacancy_at` gives E_f with
+another calculator at fixed geometries (DFT at a model's relaxed vacancy), so
+models and DFT compare in the same cell and, there, at the same atoms.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ from pfd.analysis._common import (
     CalculatorSource,
     as_calculator,
     energy,
+    relax_positions,
     structure_name,
-    supercell,
 )
 from pfd.config import VacancyReportConfig
 
@@ -26,14 +32,21 @@ class Vacancy:
     natoms: int
     unrelaxed_eV: float
     relaxed_eV: float
-    relaxed: Atoms = field(repr=False, compare=False)  # the relaxed defect cell
+    converged: bool = True  # the relaxation reached fmax
+    relaxed: Atoms | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
             "natoms": self.natoms,
             "unrelaxed_eV": self.unrelaxed_eV,
             "relaxed_eV": self.relaxed_eV,
+            "converged": self.converged,
         }
+
+
+def formation_energy(defect_eV: float, perfect_eV: float, natoms: int) -> float:
+    """E(N-1) - (N-1)/N E(N) for a perfect cell of ``natoms`` atoms."""
+    return float(defect_eV - (natoms - 1) / natoms * perfect_eV)
 
 
 def vacancy_supercell(atoms: Atoms, settings: VacancyReportConfig) -> Atoms | None:
@@ -41,7 +54,12 @@ def vacancy_supercell(atoms: Atoms, settings: VacancyReportConfig) -> Atoms | No
 
     Elemental periodic crystals apply; with ``settings.species`` any periodic
     crystal holding that species (atom 0 is then its first atom of that species).
+    The cell is the input if it has ``settings.min_atoms`` atoms, else the
+    primitive cell repeated closest to a cube (:func:`pfd.variants.host_cell`):
+    32 atoms for diamond Si, where a cube of the conventional cell has 64.
     """
+    from pfd.variants import host_cell
+
     species = set(atoms.get_chemical_symbols())
     if not all(atoms.pbc):
         return None
@@ -49,7 +67,7 @@ def vacancy_supercell(atoms: Atoms, settings: VacancyReportConfig) -> Atoms | No
         return None
     if settings.species is not None and settings.species not in species:
         return None
-    sup = supercell(atoms, settings.min_atoms)
+    sup = host_cell(atoms, settings.min_atoms)[1]
     if settings.species is not None:
         first = sup.get_chemical_symbols().index(settings.species)
         sup = sup[[first] + [i for i in range(len(sup)) if i != first]]
@@ -57,27 +75,30 @@ def vacancy_supercell(atoms: Atoms, settings: VacancyReportConfig) -> Atoms | No
     return sup
 
 
-def vacancy_energy(model: CalculatorSource, cell: Atoms, fmax: float) -> Vacancy:
+def vacancy_energy(
+    model: CalculatorSource, cell: Atoms, fmax: float, steps: int = RELAX_STEPS
+) -> Vacancy:
     """Formation energy of the vacancy left by removing atom 0 of ``cell``."""
-    from ase.optimize import BFGS
-
     calc = as_calculator(model)
-    n = len(cell)
     perfect = energy(cell, calc)
     defect = cell.copy()
     del defect[0]
-    defect.calc = calc
-    unrelaxed = defect.get_potential_energy()
-    BFGS(defect, logfile=None).run(fmax=fmax, steps=RELAX_STEPS)
-    relaxed = defect.get_potential_energy()
-    scale = (n - 1) / n
+    unrelaxed = energy(defect, calc)
+    relaxed, e_relaxed, converged = relax_positions(defect, calc, fmax, steps)
     return Vacancy(
         structure=structure_name(cell),
-        natoms=n,
-        unrelaxed_eV=float(unrelaxed - scale * perfect),
-        relaxed_eV=float(relaxed - scale * perfect),
-        relaxed=defect.copy(),
+        natoms=len(cell),
+        unrelaxed_eV=formation_energy(unrelaxed, perfect, len(cell)),
+        relaxed_eV=formation_energy(e_relaxed, perfect, len(cell)),
+        converged=converged,
+        relaxed=relaxed,
     )
+
+
+def vacancy_at(model: CalculatorSource, cell: Atoms, defect: Atoms) -> float:
+    """E_f (eV) with ``model`` at fixed geometries: ``cell`` and its ``defect``."""
+    calc = as_calculator(model)
+    return formation_energy(energy(defect, calc), energy(cell, calc), len(cell))
 
 
 def vacancy_formation(
@@ -90,4 +111,4 @@ def vacancy_formation(
     cell = vacancy_supercell(atoms, settings)
     if cell is None:
         return None
-    return vacancy_energy(model, cell, settings.fmax_eV_A)
+    return vacancy_energy(model, cell, settings.fmax_eV_A, settings.max_steps)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import (
     Field,
+    field_validator,
     model_validator,
 )
 
@@ -16,6 +18,7 @@ from pfd.config._base import (
     _Model,
     check_temperatures,
 )
+from pfd.errors import PFDError
 
 
 class EOSReportConfig(_Model):
@@ -44,16 +47,68 @@ class VacancyReportConfig(_Model):
 
     enabled: bool = True
     species: str | None = None
-    min_atoms: int = Field(32, ge=2, description="Smallest supercell used.")
+    min_atoms: int = Field(
+        32,
+        ge=2,
+        description="Smallest supercell: the primitive cell repeated closest to a "
+        "cube (32 atoms for diamond Si); every model and DFT use this one cell.",
+    )
     fmax_eV_A: float = Field(0.02, gt=0)
     max_steps: int = Field(
         300, ge=1, description="BFGS steps at most (a vacancy relaxes in tens)."
     )
     dft: bool = Field(
-        False,
-        description="DFT single points of the supercell and of the teacher-relaxed "
-        "vacancy (2 DFT jobs of min_atoms atoms; no DFT relaxation).",
+        True,
+        description="DFT reference in the same cell: single points of the perfect "
+        "supercell and of the teacher-relaxed vacancy (2 DFT jobs side by side).",
     )
+    dft_relax: bool = Field(
+        False,
+        description="Also relax the vacancy with DFT forces from the teacher's "
+        "geometry (BFGS, one DFT job per step, dft_relax_steps at most).",
+    )
+    dft_relax_steps: int = Field(5, ge=1, description="DFT BFGS steps at most.")
+
+
+class SurfaceReportConfig(_Model):
+    """Surface energy of slabs cut from each crystal, positions relaxed at fixed cell.
+
+    The slabs are those of the structures' ``variants.surfaces`` when the run
+    generates any (same layers and vacuum), else ``miller`` here.
+    """
+
+    enabled: bool = True
+    miller: list[tuple[int, int, int]] | None = Field(
+        None,
+        description="Miller indices of the conventional cell, [[1, 0, 0]]; default: "
+        "the run's variants.surfaces, else [[1, 0, 0]].",
+    )
+    layers: int = Field(4, ge=2, description="Atomic planes of each slab.")
+    vacuum_A: float = Field(10.0, gt=0, description="Vacuum between slab images.")
+    min_atoms: int = Field(16, ge=1, description="Slabs repeated in-plane to this.")
+    fmax_eV_A: float = Field(0.05, gt=0)
+    max_steps: int = Field(60, ge=0, description="BFGS steps at most; 0: unrelaxed.")
+    dft: bool = Field(
+        True,
+        description="DFT single points of the teacher-relaxed slabs and of the bulk "
+        "crystal (one DFT job each, side by side).",
+    )
+
+    @field_validator("miller", mode="before")
+    @classmethod
+    def _miller(cls, value: Any) -> Any:
+        from pfd.variants import miller_index  # pfd.variants imports pfd.config
+
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise ValueError(
+                f"give a list of Miller indices, e.g. [[1, 0, 0]], not {value!r}"
+            )
+        try:
+            return [miller_index(v) for v in value]
+        except PFDError as err:
+            raise ValueError(str(err)) from None
 
 
 class DiffusionReportConfig(_Model):
@@ -115,5 +170,6 @@ class ReportConfig(_Model):
     eos: EOSReportConfig = EOSReportConfig()
     phonons: PhononReportConfig = PhononReportConfig()
     vacancy: VacancyReportConfig = VacancyReportConfig()
+    surfaces: SurfaceReportConfig = SurfaceReportConfig()
     diffusion: DiffusionReportConfig = DiffusionReportConfig()
     speed: SpeedReportConfig = SpeedReportConfig()

@@ -16,13 +16,16 @@ from pfd.db import write_json_atomic
 from pfd.errors import PFDError
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
-from pfd.report import sections
+from pfd.report import defects, sections
 from pfd.report.cache import Section, atoms_digest, file_digest
-from pfd.report.dft import dft_labeller
+from pfd.report.defects import Later
+from pfd.report.dft import DFTJobs, dft_labeller
 from pfd.report.models import Model, run_models
 from pfd.report.page import render
 from pfd.state import RunState
-from pfd.structures import read_structures
+
+#: sections that return :class:`Later`: their DFT jobs run side by side
+DEFERRED = ("vacancy", "surfaces")
 
 
 @dataclass
@@ -35,21 +38,36 @@ class Book:
     numbers: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
+    later: dict[str, tuple[Section, Later]] = field(default_factory=dict)
 
     def section(self, name: str, key: Any, compute: Callable[[], Any]) -> None:
-        """Numbers of section ``name``: cached under ``key``, else computed."""
+        """Numbers of section ``name``: cached under ``key``, else computed.
+
+        A :class:`Later` result is finished (and saved) by :meth:`settle`.
+        """
         cache = Section(self.out, name, {**self.common, name: key})
         cached = cache.load()
-        if cached is None:
-            self.report.info(f"report: {name}")
-            t0 = time.perf_counter()
-            result = compute()
-            self.seconds[name] = time.perf_counter() - t0
-            cache.save(result, self.seconds[name])
-        else:
-            result, self.seconds[name] = cached
+        if cached is not None:
+            self.numbers[name], self.seconds[name] = cached
             self.reused.append(name)
-        self.numbers[name] = result
+            return
+        self.report.info(f"report: {name}")
+        t0 = time.perf_counter()
+        result = compute()
+        self.seconds[name] = time.perf_counter() - t0
+        if isinstance(result, Later):
+            self.later[name] = (cache, result)
+        else:
+            self.numbers[name] = cache.save(result, self.seconds[name])
+
+    def settle(self) -> None:
+        """Finish the sections waiting on DFT jobs, in the order they started."""
+        for name, (cache, later) in self.later.items():
+            t0 = time.perf_counter()
+            result = later.finish()
+            self.seconds[name] += time.perf_counter() - t0
+            self.numbers[name] = cache.save(result, self.seconds[name])
+        self.later.clear()
 
 
 def write_report(config: RunConfig, report: Reporter | None = None) -> Path:
@@ -65,14 +83,19 @@ def write_report(config: RunConfig, report: Reporter | None = None) -> Path:
     out = layout.report
     out.mkdir(exist_ok=True)
     models = run_models(config)
-    structures = read_structures(config.structures)
+    inputs = _inputs(config)
+    structures = [atoms for atoms, _ in inputs]
     common = {
         "models": {m.name: m.digest() for m in models},
         "structures": atoms_digest(structures),
     }
     book = Book(out, report, common)
     book.numbers["models"] = {m.name: layout.relative(m.path) for m in models}
-    _add_sections(book, config, models, structures, state)
+    jobs = dft_labeller(config, out)
+    try:
+        _add_sections(book, config, models, inputs, state, jobs)
+    finally:
+        jobs.close()
     book.numbers["seconds"] = book.seconds
     book.numbers["reused"] = book.reused
     write_json_atomic(out / "report.json", book.numbers)
@@ -85,12 +108,13 @@ def _add_sections(
     book: Book,
     config: RunConfig,
     models: list[Model],
-    structures: list[Atoms],
+    inputs: list[tuple[Atoms, Any]],
     state: RunState,
+    jobs: DFTJobs,
 ) -> None:
     """Every enabled section, in the order of the page."""
     rcfg, out = config.report, book.out
-    label = dft_labeller(config, out)
+    structures = [atoms for atoms, _ in inputs]
     labeler = config.labeler.model_dump(mode="json")
     datasets = _datasets(config)
     digests = {k: file_digest(path) for k, (path, _) in datasets.items()}
@@ -98,16 +122,21 @@ def _add_sections(
     temps = list(rcfg.diffusion.temperatures_K or config.explore.temperatures_K)
     threads = config.model.threads
     eos, phonons, vacancy = rcfg.eos, rcfg.phonons, rcfg.vacancy
-    diff, speed = rcfg.diffusion, rcfg.speed
+    surf, diff, speed = rcfg.surfaces, rcfg.diffusion, rcfg.speed
+    slabs = defects.report_slabs(inputs, surf) if surf.enabled else []
+    cut = [atoms_digest(c) for _, c, _ in slabs]
     plan = [  # name, enabled, what its numbers depend on besides models, compute
         ("errors", bool(frames), digests,
          lambda: sections.errors_section(models, frames, out)),
         ("eos", eos.enabled, [eos.model_dump(), eos.dft and labeler],
-         lambda: sections.eos_section(models, structures, eos, label, out)),
+         lambda: sections.eos_section(models, structures, eos, jobs, out)),
         ("phonons", phonons.enabled, [phonons.model_dump(), phonons.dft and labeler],
-         lambda: sections.phonon_section(models, structures, phonons, label, out)),
+         lambda: sections.phonon_section(models, structures, phonons, jobs, out)),
         ("vacancy", vacancy.enabled, [vacancy.model_dump(), vacancy.dft and labeler],
-         lambda: sections.vacancy_section(models, structures, vacancy, label)),
+         lambda: defects.vacancy_section(models, structures, vacancy, jobs)),
+        ("surfaces", bool(slabs),
+         [surf.model_dump(), surf.dft and labeler, cut],
+         lambda: defects.surface_section(models, slabs, surf, jobs)),
         ("diffusion", diff.enabled, [diff.model_dump(), temps],
          lambda: sections.diffusion_section(models, structures, diff, temps, out)),
         ("speed", speed.enabled, [speed.model_dump(), threads],
@@ -115,8 +144,35 @@ def _add_sections(
     ]  # fmt: skip
     book.numbers["learning_curve"] = sections.learning_curve(state, config, out)
     for name, enabled, key, compute in plan:
-        if enabled:
-            book.section(name, key, compute)
+        if not enabled:
+            continue
+        if name not in DEFERRED:
+            book.settle()
+        book.section(name, key, compute)
+    book.settle()
+    _say_cells(book)
+
+
+def _say_cells(book: Book) -> None:
+    """The cells of the vacancy and surface sections, on the terminal."""
+    for name, per_model in book.numbers.get("vacancy", {}).items():
+        n = next(iter(per_model.values()))["natoms"]
+        book.report.info(
+            f"report: vacancy of {name} in a {n}-atom cell "
+            "(finite-size effects not converged)"
+        )
+    for name, slab in book.numbers.get("surfaces", {}).items():
+        book.report.info(f"report: surface {name}, {slab['natoms']} atoms")
+
+
+def _inputs(config: RunConfig) -> list[tuple[Atoms, Any]]:
+    """The input structures, each with its YAML entry (its variants) when known."""
+    from pfd import structures
+
+    read_inputs = getattr(structures, "read_inputs", None)
+    if read_inputs is not None:
+        return read_inputs(config.structures)
+    return [(atoms, None) for atoms in structures.read_structures(config.structures)]
 
 
 def _datasets(config: RunConfig) -> dict[str, tuple[Path, list[Atoms]]]:

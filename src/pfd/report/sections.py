@@ -3,6 +3,7 @@
 A section function returns the JSON-able numbers that ``report.json`` and the
 page show; its figure goes to ``out``. DFT runs as another "model" through
 :class:`pfd.report.dft.JobCalculator` where a section's settings ask for it.
+The vacancy and surface sections are in :mod:`pfd.report.defects`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from ase import Atoms
 from pfd.analysis import (
     compare_speed,
     diffusion,
+    eos_points,
     equation_of_state,
     errors_of,
     md_rdf,
     phonon_bands,
     predict,
-    vacancy_energy,
-    vacancy_supercell,
 )
 from pfd.analysis._common import structure_name
 from pfd.config import (
@@ -32,10 +32,9 @@ from pfd.config import (
     PhononReportConfig,
     RunConfig,
     SpeedReportConfig,
-    VacancyReportConfig,
 )
 from pfd.report import plots
-from pfd.report.dft import JobCalculator, Label
+from pfd.report.dft import DFTJobs, JobCalculator
 from pfd.report.models import Model
 from pfd.state import RunState
 
@@ -91,18 +90,24 @@ def per_crystal(
     structures: list[Atoms],
     analyse: Callable[[Any, Atoms, Any], Any],
     settings: EOSReportConfig | PhononReportConfig,
-    label: Label | None,
+    jobs: DFTJobs | None,
     prefix: str,
+    frames: Callable[[Atoms], list[Atoms]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{structure: {model: analyse(model, atoms, settings)}}`` of each crystal.
 
-    With ``settings.dft``, DFT too (jobs ``PREFIX-STRUCTURE-k``).
+    With ``settings.dft``, DFT too (jobs ``PREFIX-STRUCTURE-k``); the jobs of
+    ``frames(atoms)`` (the geometries ``analyse`` asks for, in order) start
+    first, side by side, while the models compute.
     """
     result = {}
     for name, atoms in crystals(structures):
+        dft = None
+        if settings.dft and jobs is not None:
+            dft = JobCalculator(jobs, f"{prefix}-{slug(name)}")
+            dft.prefetch(frames(atoms) if frames else [])
         found = {m.name: analyse(m, atoms, settings) for m in models}
-        if settings.dft and label is not None:
-            dft = JobCalculator(label, f"{prefix}-{slug(name)}")
+        if dft is not None:
             found["DFT"] = analyse(dft, atoms, settings)
         result[name] = found
     return result
@@ -112,11 +117,20 @@ def eos_section(
     models: list[Model],
     structures: list[Atoms],
     settings: EOSReportConfig,
-    label: Label | None,
+    jobs: DFTJobs | None,
     out: Path,
 ) -> dict:
     """E(V) per structure and model (per atom), and DFT at the same volumes."""
-    found = per_crystal(models, structures, equation_of_state, settings, label, "eos")
+    volumes = (settings.points, settings.volume_range)
+    found = per_crystal(
+        models,
+        structures,
+        equation_of_state,
+        settings,
+        jobs,
+        "eos",
+        lambda atoms: eos_points(atoms, *volumes),
+    )
     result = {}
     for name, curves in found.items():
         result[name] = {
@@ -132,46 +146,17 @@ def phonon_section(
     models: list[Model],
     structures: list[Atoms],
     settings: PhononReportConfig,
-    label: Label | None,
+    jobs: DFTJobs | None,
     out: Path,
 ) -> dict:
     """Phonon bands per structure and model, and DFT phonons when asked for."""
-    found = per_crystal(models, structures, phonon_bands, settings, label, "phonon")
+    found = per_crystal(models, structures, phonon_bands, settings, jobs, "phonon")
     for name, bands in found.items():
         plots.phonons(name, bands, out / f"phonons_{slug(name)}.png")
     return {
         name: {k: b.to_dict() for k, b in bands.items()}
         for name, bands in found.items()
     }
-
-
-def vacancy_section(
-    models: list[Model],
-    structures: list[Atoms],
-    settings: VacancyReportConfig,
-    label: Label | None,
-) -> dict:
-    """Vacancy formation energy per structure and model; DFT at the teacher's."""
-    result = {}
-    for atoms in structures:
-        cell = vacancy_supercell(atoms, settings)
-        if cell is None:
-            continue
-        name = structure_name(atoms)
-        found = {m.name: vacancy_energy(m, cell, settings.fmax_eV_A) for m in models}
-        result[name] = {k: v.to_dict() for k, v in found.items()}
-        if settings.dft and label is not None and "teacher" in found:
-            prefix = f"vacancy-{slug(name)}"
-            perfect = label(cell, f"{prefix}-perfect").get_potential_energy()
-            defect = label(found["teacher"].relaxed, f"{prefix}-defect")
-            n = len(cell)
-            result[name]["DFT"] = {
-                "natoms": n,
-                "at_teacher_geometry_eV": float(
-                    defect.get_potential_energy() - (n - 1) / n * perfect
-                ),
-            }
-    return result
 
 
 def diffusion_section(
