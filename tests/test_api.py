@@ -55,6 +55,7 @@ def test_notebook_finetune_distil_analyse(tmp_path: Path):
     settings = pfd.DistillConfig(
         steps=12, sample_every=3, workers=1, temperatures_K=[600], pressures_bar=[None],
         student={"rcut_A": 4.0, "embedding": [4, 8], "fitting": [8], "steps": 60},
+        committee=2,  # the student and one member (the default 4 trains 3 more)
     )  # fmt: skip
     cu = bulk("Cu", "fcc", 3.6, cubic=True)
     result = pfd.distill(teacher_calc, [cu], settings, tmp_path / "st")
@@ -62,6 +63,7 @@ def test_notebook_finetune_distil_analyse(tmp_path: Path):
     assert result.check["vs_teacher"]["n_frames"] == result.check["n_test"] > 0
     lammps = (tmp_path / "st" / "student" / "lammps" / "in.lammps").read_text()
     assert "pair_style      deepmd ../graph_c.pb" in lammps
+    assert "../member_2.pb out_freq 100 out_file model_devi.out" in lammps
     trained = tmp_path / "st" / "round_1" / "graph_c.pb"
     before = trained.stat().st_mtime_ns
     again = pfd.distill(teacher_calc, [cu], settings, tmp_path / "st")

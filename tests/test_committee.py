@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from pfd.config import ConfigError, DistillConfig, load_distill_settings
 from pfd.errors import PFDError
+from pfd.explore import labelled_by
 from pfd.students.committee import (
     by_subset,
     default_threshold,
@@ -126,12 +125,7 @@ def _emt_frames(n: int, seed: int, rattle: float, scale: float = 1.0) -> list[At
         atoms = bulk("Cu", "fcc", 3.6 * scale, cubic=True).repeat(2)
         atoms.positions += rng.normal(0, rattle, atoms.positions.shape)
         atoms.calc = EMT()
-        atoms.calc = SinglePointCalculator(
-            atoms,
-            energy=atoms.get_potential_energy(),
-            forces=atoms.get_forces(),
-            stress=atoms.get_stress(),
-        )
+        atoms.calc = labelled_by(atoms)
         frames.append(atoms)
     return frames
 
@@ -180,7 +174,7 @@ def test_members_differ_and_disagree_off_distribution(tiny_committee):
 @pytest.mark.slow
 def test_committee_in_lammps_writes_model_devi(tiny_committee):
     from pfd.students.deepmd import DeepMDStudent
-    from pfd.students.lammps import lammps_binary, write_lammps_input
+    from pfd.students.lammps import lammps_binary, run_lammps, write_lammps_input
 
     if lammps_binary() is None:
         pytest.skip("LAMMPS (lmp) not installed")
@@ -188,14 +182,7 @@ def test_committee_in_lammps_writes_model_devi(tiny_committee):
     cu = bulk("Cu", "fcc", 3.6, cubic=True)
     out = work / "lammps"
     write_lammps_input(cu, DeepMDStudent(), members, ["Cu"], out, natoms=32)
-    proc = subprocess.run(
-        [lammps_binary(), "-var", "STEPS", "200", "-in", "in.lammps"],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_lammps(out, 200)
     assert proc.returncode == 0, proc.stdout[-2000:]
     rows = np.loadtxt(out / "model_devi.out")
     assert rows[:, 0].tolist() == [0, 100, 200]  # every out_freq steps

@@ -27,6 +27,8 @@ TINY = {
         "steps": 40,
         "sample_every": 2,
         "max_frames": 150,
+        "committee": 2,  # the student and one member
+        "committee_steps": 600,
         "student": {
             "rcut_A": 4.5,
             "embedding": [8, 16],
@@ -136,34 +138,31 @@ def test_student_in_pfd_test(distilled: Path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((distilled / "student.json").read_text())
     assert result["all"]["n_frames"] == len(read(distilled / "dft.extxyz", ":"))
+    # the run's committee: its max force deviation beside the errors
+    assert "max force deviation per frame" in proc.stdout
+    assert "committee of 2 (graph_c.pb, member_2.pb)" in proc.stdout
+    committee = result["committee"]
+    devs = committee["max_force_deviation_eV_A"]
+    assert len(devs) == result["all"]["n_frames"]
+    assert min(devs) > 0  # two students from other seeds never agree exactly
+    assert committee["by_subset"]["all"]["max_eV_A"] == pytest.approx(max(devs))
+    check = json.loads((distilled / "student" / "check.json").read_text())
+    assert committee["threshold_eV_A"] == check["committee"]["threshold_eV_A"]
 
 
 def test_student_runs_in_lammps(distilled: Path):
-    from pfd.students.lammps import lammps_binary
+    from pfd.students.lammps import lammps_binary, run_lammps
 
     if lammps_binary() is None:
         pytest.skip("LAMMPS (lmp) not installed")
     lammps = distilled / "student" / "lammps"
-    proc = subprocess.run(
-        [
-            lammps_binary(),
-            "-var",
-            "STEPS",
-            "20",
-            "-in",
-            "in.lammps",
-            "-log",
-            "smoke.log",
-        ],
-        cwd=lammps,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_lammps(lammps, 20, log="smoke.log")
     assert proc.returncode == 0, proc.stdout[-2000:]
     log = (lammps / "smoke.log").read_text()
-    assert "pair_style      deepmd" in log
+    assert "pair_style      deepmd ../graph_c.pb ../member_2.pb out_freq 100" in log
+    devi = np.loadtxt(lammps / "model_devi.out", ndmin=2)  # the committee's
+    assert devi[0, 0] == 0
+    assert devi[0, 4] > 0  # max_devi_f
     assert "Loop time" in log
     thermo = log.split("Step")[1].split("Loop time")[0].split("\n")[1:-1]
     temps = [float(line.split()[1]) for line in thermo if line.strip()]
@@ -173,12 +172,13 @@ def test_student_runs_in_lammps(distilled: Path):
 
 def test_rerun_reuses_everything(distilled: Path):
     trained = distilled / "distill" / "round_1" / "graph_c.pb"
-    before = trained.stat().st_mtime_ns
+    member = distilled / "distill" / "committee_2" / "graph_c.pb"
+    before = trained.stat().st_mtime_ns, member.stat().st_mtime_ns
     proc = _pfd("distill", str(distilled), cwd=distilled)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "teacher MD" not in proc.stderr
     assert "training the" not in proc.stderr
-    assert trained.stat().st_mtime_ns == before
+    assert (trained.stat().st_mtime_ns, member.stat().st_mtime_ns) == before
 
 
 def test_bad_input(distilled: Path, tmp_path: Path):
@@ -268,3 +268,25 @@ def test_moved_run_keeps_its_student(distilled: Path, tmp_path: Path):
     shutil.copytree(distilled / "student", moved / "student")
     assert student_model(moved) == moved / "student" / "graph_c.pb"
     assert student_model(tmp_path) is None
+    from pfd.students.committee import recorded_committee
+
+    assert check["committee"]["members"] == [
+        "student/graph_c.pb",
+        "student/member_2.pb",
+    ]
+    assert recorded_committee(moved).members[1] == moved / "student" / "member_2.pb"
+
+
+def test_committee_threshold_from_held_out_frames(distilled: Path):
+    """The flag threshold: 2x the 95th percentile of the held-out frames' deviation;
+    frames far from the teacher's MD deviate more than those held out."""
+    from pfd.students.committee import committee_deviation, recorded_committee
+
+    committee = recorded_committee(distilled)
+    held_out = read(distilled / "distill" / "test.extxyz", ":")
+    dev = committee_deviation(committee.members, held_out)
+    assert committee.threshold_eV_A == pytest.approx(2 * np.percentile(dev, 95))
+    hot = [a.copy() for a in held_out[:5]]
+    for k, atoms in enumerate(hot):  # atoms shaken far beyond the MD's range
+        atoms.rattle(0.3, seed=k)
+    assert np.median(committee_deviation(committee.members, hot)) > np.median(dev)

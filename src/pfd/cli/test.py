@@ -111,28 +111,41 @@ def _deviation(committee, frames: list, threads: int):
 
 
 def _print_table(title: str, result: dict, devs: dict | None) -> None:
+    """The errors per subset; with a committee, its deviation beside the force error."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    columns = ["subset", "frames", "E RMSE meV/atom", "E MAE meV/atom"]
-    columns += ["F RMSE eV/Å", "F MAE eV/Å", "S RMSE GPa"]
-    if devs is not None:
-        columns += ["max F dev mean eV/Å", "max F dev max eV/Å"]
-        flags = next(iter(devs.values())).threshold_eV_A is not None
-        columns += ["flagged"] if flags else []
-    for col in columns:
+    for col in ("subset", "frames", "E RMSE meV/atom", "E MAE meV/atom",
+                "F RMSE eV/Å", "F MAE eV/Å", "S RMSE GPa"):  # fmt: skip
         table.add_column(col, justify="right")
     for name, e in result.items():
-        row = [name, str(e.n_frames), f"{e.energy_rmse_eV_atom * 1000:.2f}"]
-        row += [f"{e.energy_mae_eV_atom * 1000:.2f}", f"{e.force_rmse_eV_A:.4f}"]
-        row += [f"{e.force_mae_eV_A:.4f}"]
-        row += ["-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}"]
-        if devs is not None:
-            d = devs[name]
-            row += [f"{d.mean_eV_A:.4f}", f"{d.max_eV_A:.4f}"]
-            row += [f"{d.n_flagged}/{d.n_frames}"] if flags else []
-        table.add_row(*row)
+        table.add_row(
+            name,
+            str(e.n_frames),
+            f"{e.energy_rmse_eV_atom * 1000:.2f}",
+            f"{e.energy_mae_eV_atom * 1000:.2f}",
+            f"{e.force_rmse_eV_A:.4f}",
+            f"{e.force_mae_eV_A:.4f}",
+            "-" if e.stress_rmse_GPa is None else f"{e.stress_rmse_GPa:.3f}",
+        )
+    Console().print(table)
+    if devs is None:
+        return
+    table = Table(title="committee: max force deviation per frame (model_devi)")
+    for col in ("subset", "frames", "F RMSE eV/Å", "deviation mean eV/Å",
+                "deviation max eV/Å", "flagged"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for name, d in devs.items():
+        flagged = "-" if d.n_flagged is None else f"{d.n_flagged}/{d.n_frames}"
+        table.add_row(
+            name,
+            str(d.n_frames),
+            f"{result[name].force_rmse_eV_A:.4f}",
+            f"{d.mean_eV_A:.4f}",
+            f"{d.max_eV_A:.4f}",
+            flagged,
+        )
     Console().print(table)
 
 

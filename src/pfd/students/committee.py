@@ -8,8 +8,8 @@ spread of the predicted force vectors over the models,
 ``sqrt(mean_k |F_k - <F>|^2)``, then the largest over atoms (``max_devi_f``);
 and the spread of the energy per atom (``devi_e``).
 
-:func:`deviation` evaluates models on frames; :func:`train_members` trains the
-members; :func:`recorded_committee` reads a run's committee back from
+:func:`deviation` evaluates models on frames; :func:`build_committee` trains
+the members; :func:`recorded_committee` reads a run's committee back from
 ``student/check.json``; :func:`run_deviation` is all of it for a report.
 """
 
@@ -113,16 +113,16 @@ def deviation(
 
 def _deepmd_deviation(models: list[Path], frames: list[Atoms]) -> list[tuple]:
     """Rows (max_devi_f, avg_devi_f, devi_e) from ``deepmd.infer.calc_model_devi``."""
+    from pfd.students.deepmd import quiet_stderr, require_deepmd
+
+    require_deepmd()
     from deepmd.infer import DeepPot
     from deepmd.infer.model_devi import calc_model_devi
 
-    from pfd.students.deepmd import _quiet_stderr, require_deepmd
-
-    require_deepmd()
     for path in models:
         if not path.is_file():
             raise PFDError(f"committee member '{path}' not found")
-    with _quiet_stderr():  # DeePMD's ops library complains there is no CUDA
+    with quiet_stderr():  # DeePMD's ops library complains there is no CUDA
         pots = [DeepPot(str(p)) for p in models]
     type_map = pots[0].get_type_map()
     for path, pot in zip(models, pots, strict=True):
@@ -220,42 +220,6 @@ def member_file(student_dir: Path, k: int, suffix: str) -> Path:
     return Path(student_dir) / f"member_{k}{suffix}"
 
 
-def train_members(
-    make: Callable[[StudentConfig], Student],
-    train: list[Atoms],
-    test: list[Atoms],
-    cfg: DistillConfig,
-    work: Path,
-    out: Path,
-    seed: int,
-    report: Reporter,
-) -> tuple[list[Path], dict[str, float]]:
-    """Train members 2..``cfg.committee`` (``cfg.committee_steps`` each) in
-    ``work/committee_K`` and copy each model to ``out``; the models, seconds.
-
-    ``make`` builds the student from its settings. Each member has its own
-    seed; a finished member is not retrained.
-    """
-    steps = cfg.committee_steps or cfg.student.steps
-    member = make(cfg.student.model_copy(update={"steps": steps}))
-    models, seconds = [], {}
-    for k in range(2, cfg.committee + 1):
-        t0 = time.perf_counter()
-        model = member.train(
-            train,
-            test,
-            work / f"committee_{k}",
-            seed=seed + 100 * k,
-            data_dir=work / member.name,
-            report=report,
-        )
-        seconds[f"member_{k}"] = time.perf_counter() - t0
-        shipped = member_file(out, k, model.suffix)
-        shutil.copyfile(model, shipped)
-        models.append(shipped)
-    return models, seconds
-
-
 def build_committee(
     make: Callable[[StudentConfig], Student],
     shipped: Path,
@@ -268,12 +232,31 @@ def build_committee(
     report: Reporter,
 ) -> tuple[list[Path], dict[str, Any]]:
     """The committee's models (``shipped`` first) and its record for
-    ``check.json`` (``{}`` when ``cfg.committee`` is 1): :func:`train_members`,
-    then the deviation on the held-out frames ``test`` sets the threshold."""
+    ``check.json`` (``{}`` when ``cfg.committee`` is 1).
+
+    Members 2..``cfg.committee`` train ``cfg.committee_steps`` each in
+    ``work/committee_K``, each from its own seed, and are copied to ``out``; a
+    finished member is not retrained. ``make`` builds the student from its
+    settings. The deviation on the held-out frames ``test`` sets the threshold.
+    """
     if cfg.committee < 2:
         return [shipped], {}
-    more, seconds = train_members(make, train, test, cfg, work, out, seed, report)
-    members = [shipped, *more]
+    steps = cfg.committee_steps or cfg.student.steps
+    member = make(cfg.student.model_copy(update={"steps": steps}))
+    members, seconds = [shipped], {}
+    for k in range(2, cfg.committee + 1):
+        t0 = time.perf_counter()
+        model = member.train(
+            train,
+            test,
+            work / f"committee_{k}",
+            seed=seed + 100 * k,
+            data_dir=work / member.name,
+            report=report,
+        )
+        seconds[f"member_{k}"] = time.perf_counter() - t0
+        members.append(member_file(out, k, model.suffix))
+        shutil.copyfile(model, members[-1])
     record = committee_record(members, test, cfg, report) | {"seconds": seconds}
     return members, {"committee": record}
 

