@@ -14,6 +14,7 @@ from pfd.config import FineTuneConfig, ModelConfig
 from pfd.db import RunDB
 from pfd.errors import PFDError
 from pfd.models import ForceFieldBackend, TrainingJob, make_backend
+from pfd.replay import ReplaySet, foundation_shifts, shift_energies
 
 
 def training_job(
@@ -24,6 +25,7 @@ def training_job(
     settings: FineTuneConfig,
     seed: int,
     iteration: int = 1,
+    replay: ReplaySet | None = None,
 ) -> TrainingJob:
     """The job that fine-tunes ``start`` on ``frames`` (E0 refitted first if asked).
 
@@ -34,11 +36,28 @@ def training_job(
     DFT codes count energies from different zeros (GPAW from isolated atoms,
     VASP from its PAW references), so the foundation's per-element reference
     energies are refitted to the frames by least squares before training.
+
+    ``replay`` frames (labelled by the untouched foundation, :mod:`pfd.replay`)
+    are shifted into the DFT frames' zero and trained on with their weight; they
+    never validate. The shift is fitted from the foundation, not from ``start``
+    (a previous iteration's model when ``from_foundation`` is false).
     """
     train, valid = split_frames(frames, seed, iteration)
+    replayed: tuple[Atoms, ...] = ()
+    if replay is not None and replay.frames:
+        if not getattr(backend, "supports_weighted_replay", False):
+            raise PFDError(
+                f"model backend '{backend.name}' cannot weight replayed frames; "
+                "set finetune.replay.frames: 0"
+            )
+        shifts = foundation_shifts(frames, backend.calculator(replay.foundation))
+        replayed = tuple(shift_energies(replay.frames, shifts))
     if settings.refit_e0:
         start = backend.refit_e0(start, frames, Path(workdir) / "e0_refit.pth")
-    return TrainingJob(start, train, valid, workdir, settings, seed + iteration)
+    weight = replay.weight if replayed and replay else 0.0
+    return TrainingJob(
+        start, train, valid, workdir, settings, seed + iteration, replayed, weight
+    )
 
 
 def split_frames(

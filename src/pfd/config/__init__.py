@@ -153,6 +153,18 @@ class RunConfig(_Model):
             "without it: remove the key"
         )
 
+    @model_validator(mode="after")
+    def _check_weighted_replay(self) -> RunConfig:
+        backend = self.model.backend
+        if not self.finetune.replay.frames or _backend_attribute(
+            backend, "supports_weighted_replay", False
+        ):
+            return self
+        raise ValueError(
+            f"finetune.replay.frames: backend '{backend}' cannot weight replayed "
+            "frames in its loss (sevennet can); set finetune.replay.frames: 0"
+        )
+
 
 # Settings whose change would invalidate what a run directory already holds
 # (dotted paths); how jobs run (workers, timeouts, launcher, threads) may change.

@@ -189,6 +189,36 @@ class ModelConfig(_Model):
         return data
 
 
+class ReplayConfig(_Model):
+    """Replay of pseudo-labels: frames the run never labels (vacancies, (100) and
+    (111) slabs and a melt of each crystal), labelled by the untouched foundation
+    model, trained on with a small weight so the model keeps what it knew there
+    (no DFT cost; see :mod:`pfd.replay`)."""
+
+    frames: int | None = Field(
+        None,
+        ge=0,
+        description="Replayed frames; 0: off; default (null): 24 for backends that "
+        "weight frames in their loss (sevennet), 0 for others.",
+    )
+    weight: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Loss weight of a replayed frame's energy, forces and stress "
+        "relative to a DFT frame's (per atom).",
+    )
+    steps: int = Field(
+        20,
+        ge=2,
+        le=MAX_STEPS,
+        description="MD steps per replay trajectory (a melt's: 4x).",
+    )
+    min_atoms: int = Field(
+        16, ge=1, description="Smallest vacancy, slab and melt cell replayed."
+    )
+
+
 class FineTuneConfig(_Model):
     """How the foundation model is trained on the DFT frames (each iteration)."""
 
@@ -223,6 +253,10 @@ class FineTuneConfig(_Model):
         "in 'REF_forces'), "
         "replayed in MACE's multi-head fine-tuning so the model keeps what it knew; "
         "relative to the YAML.",
+    )
+    replay: ReplayConfig = Field(
+        default_factory=ReplayConfig,
+        description="Pseudo-label replay for backends that weight frames (sevennet).",
     )
 
 

@@ -26,7 +26,13 @@ EpochCallback = Callable[[int, int], None] | None
 @dataclass(frozen=True)
 class TrainingJob:
     """One fine-tuning: start from ``model``, learn ``train``, pick the best epoch
-    on ``valid`` (may be empty), with ``settings``, in ``workdir``."""
+    on ``valid`` (may be empty), with ``settings``, in ``workdir``.
+
+    ``replay``: frames labelled by the untouched foundation (energies already in
+    the DFT frames' zero), learnt beside ``train`` with loss weight
+    ``replay_weight`` relative to a DFT frame; only backends with
+    ``supports_weighted_replay`` take them (see :mod:`pfd.replay`).
+    """
 
     model: Path
     train: list[Atoms]
@@ -34,6 +40,8 @@ class TrainingJob:
     workdir: Path
     settings: FineTuneConfig
     seed: int = 0
+    replay: tuple[Atoms, ...] = ()
+    replay_weight: float = 0.0
 
     def prepared(
         self,
@@ -53,8 +61,10 @@ class ForceFieldBackend(Protocol):
 
     Class attributes the config reads before anything runs: ``name`` (the
     registry key), ``default_checkpoint`` (used when ``model.checkpoint`` is
-    empty; ``None``: the user must give one) and ``supports_replay`` (whether
-    ``finetune.replay_data`` means anything to it).
+    empty; ``None``: the user must give one), ``supports_replay`` (whether
+    ``finetune.replay_data`` means anything to it) and, optionally,
+    ``supports_weighted_replay`` (whether ``fine_tune`` learns
+    ``TrainingJob.replay`` with its weight: ``finetune.replay``).
     """
 
     name: str

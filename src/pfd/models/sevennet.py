@@ -17,13 +17,14 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers, chemical_symbols
 from ase.io import write
 
@@ -62,6 +63,8 @@ class SevenNetBackend:
     name = "sevennet"
     default_checkpoint: str | None = "7net-0"
     supports_replay = False
+    #: learns TrainingJob.replay with a per-dataset loss weight (sevenn use_weight)
+    supports_weighted_replay = True
 
     def __init__(
         self, device: str = "cpu", threads: int = 2, head: str | None = None
@@ -167,8 +170,9 @@ class SevenNetBackend:
 
         # the training tool runs in workdir: paths given to it must be absolute
         model, train, valid, workdir, cfg, seed = job.prepared()
-        write(workdir / "train.extxyz", train)
-        stress = all(all(a.pbc) for a in train + valid)
+        # sevenn collates every frame's info into one batch: the same keys (none)
+        write(workdir / "train.extxyz", _bare(train))
+        stress = all(all(a.pbc) for a in [*train, *valid, *job.replay])
         with warnings.catch_warnings():  # "checkpoint version too old" for 7net-0
             warnings.simplefilter("ignore", UserWarning)
             spec = SevenNetCheckpoint(str(model)).yaml_dict("continue")
@@ -177,21 +181,25 @@ class SevenNetBackend:
         modal_data = {k: v for k, v in spec["data"].items() if "modal" in k}
         spec["train"] = _train_section(model, cfg, seed, stress)
 
-        def dataset(path: Path) -> list:
-            if modal is None:
-                return [str(path)]
-            return [{"data_modality": modal, "file_list": [{"file": str(path)}]}]
-
         if modal is not None:
             spec["train"]["use_modality"] = True
         spec["data"] = {
             **modal_data,
             "batch_size": cfg.batch_size,
-            "load_trainset_path": dataset(workdir / "train.extxyz"),
+            "load_trainset_path": _dataset(workdir / "train.extxyz", modal),
         }
+        if job.replay:
+            # a second training set whose loss terms weigh replay_weight
+            write(workdir / "replay.extxyz", _bare(job.replay))
+            spec["train"]["use_weight"] = True
+            spec["data"]["load_trainset_path"] += _dataset(
+                workdir / "replay.extxyz", modal, job.replay_weight
+            )
         if valid:
-            write(workdir / "valid.extxyz", valid)
-            spec["data"]["load_validset_path"] = dataset(workdir / "valid.extxyz")
+            write(workdir / "valid.extxyz", _bare(valid))
+            spec["data"]["load_validset_path"] = _dataset(
+                workdir / "valid.extxyz", modal
+            )
         (workdir / "input.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         self._run_sevenn(workdir, cfg.epochs, on_epoch)
         best = workdir / "checkpoint_best.pth"
@@ -237,6 +245,29 @@ class SevenNetBackend:
             log=workdir / "stdout.log",
             on_line=progress,
         )
+
+
+def _bare(frames: Sequence[Atoms]) -> list[Atoms]:
+    """Copies of labelled frames with their labels only: no info, no momenta."""
+    out = []
+    for atoms in frames:
+        bare = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        bare.calc = SinglePointCalculator(bare, **atoms.calc.results)
+        out.append(bare)
+    return out
+
+
+def _dataset(path: Path, modal: str | None, weight: float | None = None) -> list:
+    """One entry of sevenn's ``load_*set_path``: a file, with its modality (a
+    multi-fidelity model) and loss weight (``use_weight``) when given."""
+    if modal is None and weight is None:
+        return [str(path)]
+    entry: dict[str, Any] = {"file_list": [{"file": str(path)}]}
+    if modal is not None:
+        entry["data_modality"] = modal
+    if weight is not None:
+        entry["data_weight"] = {"energy": weight, "force": weight, "stress": weight}
+    return [entry]
 
 
 def _train_section(

@@ -1,0 +1,153 @@
+"""Fine-tuning that does not forget: a run's teacher retrained without and with replay.
+
+The teacher of a finished run is retrained from the untouched foundation on the
+DFT frames it was trained on (``--labels-upto``, default: the iterations before
+the run's final model), with the run's own ``finetune`` settings, once without
+pseudo-label replay and once per ``--weight`` with it (``pfd.replay``: short
+MD of the run's structures and their default variants with the untouched
+foundation, its own labels, E0-shifted). Each model, and the foundation with
+its per-element energies refitted to the same frames, is measured per
+``info['subset']`` of the Si example's held-out and broad DFT test sets, as
+``benchmarks/transfer.py`` does. Wall and CPU seconds of the replay generation
+and of each training are printed too (CPU seconds are robust to a shared machine).
+
+    python benchmarks/replay.py runs/si
+    python benchmarks/replay.py runs/si --weight 0.1 --weight 0.3 --frames 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from ase.io import read
+
+from pfd.analysis.errors import evaluate_by_subset
+from pfd.config.loop import ReplayConfig
+from pfd.models import make_backend
+from pfd.replay import ReplaySet, cached_replay, generate_replay, replay_key
+from pfd.state import RunState, recorded_config
+from pfd.structures import read_structures
+from pfd.training import training_job
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from transfer import SETS, _cell  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (trainers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds of a ``with`` block, kept under ``name``."""
+
+    def __init__(self, times: dict[str, tuple[float, float]], name: str) -> None:
+        self.times, self.name = times, name
+
+    def __enter__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+
+    def __exit__(self, *_: object) -> None:
+        wall = time.perf_counter() - self.wall
+        self.times[self.name] = (wall, cpu_seconds() - self.cpu)
+
+
+def teacher_labels(run_dir: Path, upto: int | None) -> list:
+    """The DFT frames of iterations <= ``upto`` (default: those the run's final
+    model was trained on, iterations before its own)."""
+    if upto is None:
+        final = RunState.load(run_dir).final_model or ""
+        name = Path(final).parent.name  # iter_002 (or final_0018)
+        upto = int(name.split("_")[1]) - 1 if name.startswith("iter_") else 10**6
+    frames = read(run_dir / "dft.extxyz", ":")
+    return [f for f in frames if int(f.info.get("iteration", 0)) <= upto]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--weight", type=float, action="append", help="replay weights")
+    parser.add_argument("--frames", type=int, default=24, help="replayed frames")
+    parser.add_argument("--steps", type=int, help="MD steps per replay trajectory")
+    parser.add_argument("--labels-upto", type=int, help="last DFT iteration used")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="work directory (RUN_DIR/replay_bench)")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    out = args.out or run_dir / "replay_bench"
+    torch.set_num_threads(args.threads)
+    config = recorded_config(run_dir)
+    backend = make_backend(config.model.model_copy(update={"threads": args.threads}))
+    foundation = backend.resolve(config.model.checkpoint)
+    dft = teacher_labels(run_dir, args.labels_upto)
+    replay_cfg = config.finetune.replay.model_copy(
+        update={"frames": args.frames} | ({"steps": args.steps} if args.steps else {})
+    )
+    replay_cfg = ReplayConfig.model_validate(replay_cfg.model_dump())
+    structures = read_structures(config.structures)
+    times: dict[str, tuple[float, float]] = {}
+
+    def make() -> list:
+        with Clock(times, "replay generation"):
+            calc = backend.calculator(foundation)
+            return generate_replay(
+                structures, calc, replay_cfg, config.explore, args.frames, config.seed
+            )
+
+    out.mkdir(parents=True, exist_ok=True)
+    key = replay_key(structures, foundation, replay_cfg, config.explore)
+    frames = cached_replay(out / "replay.extxyz", key, make)
+    print(f"{len(dft)} DFT frames; {len(frames)} replay frames", flush=True)
+
+    models: dict[str, Path] = {}
+    for weight in [0.0, *(args.weight or [0.2])]:
+        name = f"replay w={weight:g}" if weight else "no replay"
+        replay = ReplaySet(frames, foundation, weight) if weight else None
+        workdir = out / name.replace(" ", "_").replace("=", "")
+        model = workdir / "model.pth"
+        if not model.exists():
+            job = training_job(
+                backend, foundation, dft, workdir, config.finetune, config.seed, 2,
+                replay=replay,
+            )  # fmt: skip
+            with Clock(times, f"train {name}"):
+                model.write_bytes(backend.fine_tune(job).read_bytes())
+        models[name] = model
+        print(f"trained: {name}", flush=True)
+    models = {"foundation (E0 refit)": out / "no_replay" / "e0_refit.pth", **models}
+    return report(models, backend, times, args.json)
+
+
+def report(models: dict[str, Path], backend, times: dict, json_out: Path | None) -> dict:
+    """Print and return the per-subset table and the times."""
+    table: dict[str, dict[str, dict]] = {}
+    for path in SETS:
+        test = read(path, ":")
+        for name, model in models.items():
+            calc = backend.calculator(model)
+            for subset, errs in evaluate_by_subset(test, calc).items():
+                table.setdefault(f"{path.stem}/{subset}", {})[name] = errs.as_dict()
+    names = list(models)
+    print("F RMSE eV/Å / E RMSE meV/atom per subset: " + " | ".join(names))
+    for key, row in table.items():
+        n = next(iter(row.values()))["n_frames"]
+        print(f"{key:34s} ({n:2d}) " + " | ".join(_cell(row[m]) for m in names))
+    for name, (wall, cpu) in times.items():
+        print(f"{name:28s} {wall:7.1f} s wall {cpu:7.1f} s CPU")
+    result = {"table": table, "seconds": times}
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
