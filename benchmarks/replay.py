@@ -36,7 +36,7 @@ from pfd.structures import read_structures
 from pfd.training import training_job
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer import SETS, _cell  # noqa: E402
+from transfer import SETS, _cell
 
 
 def cpu_seconds() -> float:
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, help="MD steps per replay trajectory")
     parser.add_argument("--labels-upto", type=int, help="last DFT iteration used")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="work directory (RUN_DIR/replay_bench)")
+    parser.add_argument(
+        "--out", type=Path, help="work directory (RUN_DIR/replay_bench)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     run_dir = args.run_dir.resolve()
@@ -104,7 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
             )
 
     out.mkdir(parents=True, exist_ok=True)
-    key = replay_key(structures, foundation, replay_cfg, config.explore)
+    key = replay_key(
+        structures, foundation, replay_cfg, config.explore, config.seed, args.frames
+    )
     frames = cached_replay(out / "replay.extxyz", key, make)
     print(f"{len(dft)} DFT frames; {len(frames)} replay frames", flush=True)
 
@@ -127,7 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
     return report(models, backend, times, args.json)
 
 
-def report(models: dict[str, Path], backend, times: dict, json_out: Path | None) -> dict:
+def report(
+    models: dict[str, Path], backend, times: dict, json_out: Path | None
+) -> dict:
     """Print and return the per-subset table and the times."""
     table: dict[str, dict[str, dict]] = {}
     for path in SETS:

@@ -76,6 +76,11 @@ class RunLayout:
     def job(self, uid: str) -> Path:
         return self.labels / uid
 
+    @property
+    def replay(self) -> Path:
+        """Frames labelled by the untouched foundation for replay (its energy zero)."""
+        return self.root / "replay.extxyz"
+
     # --- distillation ----------------------------------------------------------
     @property
     def distill(self) -> Path:

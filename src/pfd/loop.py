@@ -44,6 +44,7 @@ from pfd.models import (
 )
 from pfd.progress import Reporter
 from pfd.recover import export_dft as export_dft_file
+from pfd.replay import run_replay
 from pfd.select import filter_frames, select_frames
 from pfd.state import IterationRecord, RunState, open_run_dir
 from pfd.structures import (
@@ -314,10 +315,17 @@ def train_model(ctx: Context, iteration: int, out: Path) -> None:
         previous = RunLayout(ctx.run_dir).model(iteration - 1)
         start = previous if previous.exists() else start
     seed = ctx.config.seed
-    job = training_job(ctx.backend, start, frames, workdir, cfg, seed, iteration)
+    replay = run_replay(
+        ctx.config, ctx.structures, ctx.backend, ctx.foundation, ctx.report
+    )
+    job = training_job(
+        ctx.backend, start, frames, workdir, cfg, seed, iteration, replay
+    )
     ctx.report.info(
         f"iteration {iteration}: fine-tuning on {len(job.train)} frames "
-        f"({len(job.valid)} for validation), {cfg.epochs} epochs"
+        f"({len(job.valid)} for validation"
+        + (f", {len(job.replay)} replayed" if job.replay else "")
+        + f"), {cfg.epochs} epochs"
     )
     with ctx.report.bar(f"train iteration {iteration}", cfg.epochs) as update:
         if ctx.executor is not None and ctx.executor.name != "local":

@@ -1,4 +1,4 @@
-"""Replay of pseudo-labels: fine-tuning that does not forget where the run did not label.
+"""Replay of pseudo-labels: fine-tuning that does not forget where it did not label.
 
 A few DFT frames of one crystal pull a foundation model toward that crystal and
 away from what it knew elsewhere: on the Si example the fine-tuned SevenNet-0
@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +32,15 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read
 
-from pfd.config import ExploreConfig
+from pfd.config import ExploreConfig, RunConfig
 from pfd.config.loop import ReplayConfig
 from pfd.db import write_frames_atomic
 from pfd.errors import PFDError
 from pfd.explore import MDTask, run_md
+from pfd.layout import RunLayout
+from pfd.models import ForceFieldBackend
 from pfd.models.e0 import fit_e0_shift, predicted_energies
+from pfd.progress import Reporter
 from pfd.state import file_digest
 from pfd.structures import structures_digest
 
@@ -85,10 +89,8 @@ def replay_cells(structures: list[Atoms], min_atoms: int = 16) -> list[Atoms]:
         made = variants.vacancies(atoms, min_atoms) + variants.slabs(
             atoms, SLAB_MILLER, min_atoms=min_atoms
         )
-        try:
+        with suppress(PFDError):  # no tabulated melting point (a compound): no melt
             made.append(variants.melt(atoms, None, min_atoms))
-        except PFDError:  # no tabulated melting point (a compound): no melt
-            pass
         out += [v for v in made if (v.info["structure"], v.info["variant"]) not in have]
     return out
 
@@ -161,15 +163,27 @@ def generate_replay(
     return frames
 
 
+#: the exploration settings replay MD uses (others may change on resume)
+_MD_FIELDS = ("temperatures_K", "timestep_fs", "friction_fs", "displacement_A",
+              "strain", "guards")  # fmt: skip
+
+
 def replay_key(
-    structures: list[Atoms], foundation: Path, cfg: ReplayConfig, explore: ExploreConfig
+    structures: list[Atoms],
+    foundation: Path,
+    cfg: ReplayConfig,
+    explore: ExploreConfig,
+    seed: int,
+    n_frames: int,
 ) -> str:
     """What the cached frames depend on: structures, foundation, settings, MD."""
     parts = {
         "structures": structures_digest(structures),
         "foundation": file_digest(foundation),
-        "replay": cfg.model_dump(mode="json"),
-        "explore": explore.model_dump(mode="json"),
+        "replay": cfg.model_dump(mode="json", exclude={"weight", "frames"}),
+        "explore": explore.model_dump(mode="json", include=set(_MD_FIELDS)),
+        "seed": seed,
+        "frames": n_frames,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -180,7 +194,8 @@ def cached_replay(
     make: Callable[[], list[Atoms]],
 ) -> list[Atoms]:
     """The frames cached at ``path`` if they were made with ``key``; else
-    ``make()``'s, written there atomically first."""
+    ``make()``'s, written there atomically and read back (a resumed run trains
+    on the same numbers)."""
     if path.is_file() and path.stat().st_size:
         frames = read(path, ":")
         if frames and all(f.info.get("replay_key") == key for f in frames):
@@ -189,7 +204,7 @@ def cached_replay(
     for frame in frames:
         frame.info["replay_key"] = key
     write_frames_atomic(path, frames)
-    return frames
+    return read(path, ":") if frames else []
 
 
 def foundation_shifts(
@@ -212,3 +227,48 @@ def shift_energies(frames: list[Atoms], shifts: dict[int, float]) -> list[Atoms]
         copy.calc = SinglePointCalculator(copy, **results)
         out.append(copy)
     return out
+
+
+def run_replay(
+    config: RunConfig,
+    structures: list[Atoms],
+    backend: ForceFieldBackend,
+    foundation: Path,
+    report: Reporter | None = None,
+) -> ReplaySet | None:
+    """A run's replay set (None when off), cached in ``RUN_DIR/replay.extxyz``."""
+    path = RunLayout(config.run_dir).replay
+    cfg, explore = config.finetune.replay, config.explore
+    return replay_set(
+        path, structures, backend, foundation, cfg, explore, config.seed, report
+    )
+
+
+def replay_set(
+    path: Path,
+    structures: list[Atoms],
+    backend: ForceFieldBackend,
+    foundation: Path,
+    cfg: ReplayConfig,
+    explore: ExploreConfig,
+    seed: int = 0,
+    report: Reporter | None = None,
+) -> ReplaySet | None:
+    """The replay set of ``structures`` (None when off): read from ``path`` if
+    it was made with the same inputs, else generated and written there."""
+    n_frames = frames_wanted(cfg, backend)
+    if not n_frames:
+        return None
+    key = replay_key(structures, foundation, cfg, explore, seed, n_frames)
+
+    def make() -> list[Atoms]:
+        if report:
+            report.info(
+                "replay: MD of each crystal's vacancies, slabs and melt with the "
+                f"untouched foundation, {n_frames} frames labelled by it"
+            )
+        calc = backend.calculator(foundation)
+        return generate_replay(structures, calc, cfg, explore, n_frames, seed)
+
+    frames = cached_replay(path, key, make)
+    return ReplaySet(frames, foundation, cfg.weight) if frames else None

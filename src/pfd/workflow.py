@@ -73,12 +73,16 @@ def finetune(
     model: ModelConfig | None = None,
     settings: FineTuneConfig | None = None,
     seed: int = 0,
+    structures: list[Atoms] | None = None,
 ) -> Path:
     """Fine-tune ``model`` (default SevenNet-0) on DFT-labelled ``frames``.
 
     As one iteration of the loop does: per-element reference energies refitted
     to the frames' energy zero first (``settings.refit_e0``), a tenth of the
     frames (at least 2, once there are 10) held out to pick the best epoch.
+    With ``structures`` (crystals, e.g. the frames' unperturbed cell), their
+    vacancies, slabs and melt labelled by the untouched model are replayed
+    (``settings.replay``; ``workdir/replay.extxyz``, reused by a second call).
     Returns the path of the fine-tuned model file, in ``workdir``.
     """
     from pfd.models import make_backend
@@ -92,5 +96,19 @@ def finetune(
     start = backend.resolve(model.checkpoint)
     symbols = {s for atoms in frames for s in atoms.get_chemical_symbols()}
     backend.check_elements(start, symbols)
-    job = training_job(backend, start, frames, workdir / "train", settings, seed)
+    replay = None
+    if structures:
+        from pfd.config import ExploreConfig
+        from pfd.replay import replay_set
+
+        tagged = [a.copy() for a in structures]
+        for k, atoms in enumerate(tagged):
+            atoms.info = {"structure": k, "name": atoms.get_chemical_formula()}
+        replay = replay_set(
+            workdir / "replay.extxyz", tagged, backend, start, settings.replay,
+            ExploreConfig(), seed,
+        )  # fmt: skip
+    job = training_job(
+        backend, start, frames, workdir / "train", settings, seed, replay=replay
+    )
     return backend.fine_tune(job)
