@@ -90,6 +90,12 @@ def test_report_has_every_section_and_its_images(reported: Path):
         abs=1e-6,  # a per-atom shift (the model's) cancels in a surface energy
     )
     assert 0.8 < slab["DFT"]["at_teacher_geometry_J_m2"] < 1.3  # EMT Cu(111)
+    jobs = [p.name for p in (reported / "dft").iterdir()]
+    # EOS jobs started ahead are the ones the analysis asked for: none redone
+    assert sorted(j for j in jobs if j.startswith("eos-")) == [
+        f"eos-cu-{k}" for k in range(7)
+    ]
+    assert not [j for j in jobs if "replaced" in j]
     page = (reported / "index.html").read_text()
     images = [s.split('"')[1] for s in page.split("<img src=")[1:]]
     assert len(images) >= 6
@@ -267,3 +273,16 @@ def test_surfaces_follow_the_structures_variants_unless_miller_is_given():
     ((_, (slab,), source),) = report_slabs([(CU, entry)], given)
     assert slab.info["miller"] == [1, 1, 0]
     assert source == "report.surfaces.miller"
+
+
+def test_a_dft_job_of_other_labeller_settings_is_run_again(tmp_path: Path):
+    from pfd.label.ase_calc import ASELabeler
+
+    first = _emt_jobs(tmp_path)(CU, "bulk").get_potential_energy()
+    assert _emt_jobs(tmp_path)(CU, "bulk").get_potential_energy() == first
+    assert _calls(tmp_path) == 1  # read back
+    params = {"log": str(tmp_path / "calls.log"), "asap_cutoff": True}
+    other = DFTJobs(ASELabeler("pfd.testing:CountingEMT", params), tmp_path / "dft")
+    assert other(CU, "bulk").get_potential_energy() != pytest.approx(first, abs=1e-3)
+    assert _calls(tmp_path) == 2
+    assert (tmp_path / "dft" / "bulk.stale-1" / "output.extxyz").is_file()

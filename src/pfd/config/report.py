@@ -18,7 +18,7 @@ from pfd.config._base import (
     _Model,
     check_temperatures,
 )
-from pfd.errors import PFDError
+from pfd.config.loop import miller_indices
 
 
 class EOSReportConfig(_Model):
@@ -97,18 +97,7 @@ class SurfaceReportConfig(_Model):
     @field_validator("miller", mode="before")
     @classmethod
     def _miller(cls, value: Any) -> Any:
-        from pfd.variants import miller_index  # pfd.variants imports pfd.config
-
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple):
-            raise ValueError(
-                f"give a list of Miller indices, e.g. [[1, 0, 0]], not {value!r}"
-            )
-        try:
-            return [miller_index(v) for v in value]
-        except PFDError as err:
-            raise ValueError(str(err)) from None
+        return None if value is None else miller_indices(value)
 
 
 class DiffusionReportConfig(_Model):

@@ -2,7 +2,8 @@
 
 Each model of a run (the foundation model zero-shot, the fine-tuned teacher,
 the distilled student) against DFT where affordable: errors and parity plots,
-the learning curve, equation of state, phonon bands, vacancy formation energy,
+the learning curve, equation of state, phonon bands, vacancy formation energy
+and surface energies (DFT at the teacher's relaxed atoms, in the same cells),
 diffusion and RDF, and speed. The physics lives in :mod:`pfd.analysis`; this
 package runs it for the run's models, caches each section under
 ``report/<section>.json`` keyed by a hash of what went in (so a rerun, or a

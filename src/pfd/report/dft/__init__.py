@@ -1,7 +1,8 @@
 """DFT reference points of the report: one DFT job per frame under ``report/dft/``.
 
 A job directory keeps its result, so a rerun (or a copied run directory)
-reads it back instead of running DFT again (:func:`pfd.label.runner.label_one`).
+reads it back instead of running DFT again (:func:`pfd.label.runner.label_one`);
+one done with other labeller settings is moved aside and run again.
 Jobs run ``labeler.workers`` side by side (0: one per core) through a
 :class:`pfd.execute.LocalExecutor`; a section submits the jobs it knows of
 at once and waits for them when it needs their energies.
@@ -10,6 +11,7 @@ at once and waits for them when it needs their energies.
 from __future__ import annotations
 
 import os
+import pickle
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -49,10 +51,21 @@ class DFTJobs:
             return known[1]
         if self._executor is None:
             self._executor = LocalExecutor(dft_workers=self.workers)
+        self._set_aside_if_stale(self.root / key)
         args = (self.labeler, atoms.copy(), self.root / key, self.timeout_s)
         future = self._executor.submit("dft", label_one, *args, self.launcher)
         self._jobs[key] = (atoms.copy(), future)
         return future
+
+    def _set_aside_if_stale(self, jobdir: Path) -> None:
+        """Move ``jobdir`` to ``JOBDIR.stale-N`` if another labeller made it."""
+        made_by = jobdir / "labeler.pkl"
+        if not made_by.exists() or made_by.read_bytes() == pickle.dumps(self.labeler):
+            return
+        k = 1
+        while jobdir.with_name(f"{jobdir.name}.stale-{k}").exists():
+            k += 1
+        jobdir.rename(jobdir.with_name(f"{jobdir.name}.stale-{k}"))
 
     def __call__(self, atoms: Atoms, key: str) -> Atoms:
         return self.submit(atoms, key).result()
