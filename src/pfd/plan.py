@@ -118,10 +118,7 @@ def check_all(
             f"structure {atoms.info['name']}: {atoms.get_chemical_formula()}, "
             f"{len(atoms)} atoms, {kind}"
         )
-    added = check_requests(inputs)
-    variants = planned_variants(config, inputs)
-    if variants:
-        checks.append(f"{len(variants)} structure variants can be made")
+    added = check_requests(inputs)  # elements of interstitials
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     symbols |= added
     elements = ", ".join(sorted(symbols))
@@ -133,6 +130,9 @@ def check_all(
     labeler.check(symbols)
     checks.append(f"labeller {config.labeler.code} is installed and can do {elements}")
     checks += _check_extras(config)
+    variants = planned_variants(config, inputs)  # seconds: after the quick checks
+    if variants:
+        checks.append(f"{len(variants)} structure variants can be made")
     return checks, structures, variants, labeler, foundation
 
 
