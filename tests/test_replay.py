@@ -60,7 +60,8 @@ def test_replay_frames_are_labelled_by_the_foundation_cached_and_reused(
     path.parent.mkdir()
     made = replay_set(path, [cu], EMTBackend(), foundation, SMALL, EXPLORE, seed=1)
 
-    assert made is not None and made.weight == SMALL.weight
+    assert made is not None
+    assert made.weights == {"energy": 0.0, "force": SMALL.weight, "stress": 0.0}
     frames = made.frames
     assert len(frames) == 8
     assert all(f.info["replay"] is True for f in frames)
@@ -100,12 +101,12 @@ def test_replay_energies_move_to_the_dft_zero_and_never_validate(tmp_path: Path,
         dft.append(atoms)
     replayed = [single_point(perturb(cu.repeat(2), rng, 0.1, 0), EMT())]
     foundation = EMTBackend().resolve(str(tmp_path / "foundation.json"))
-    replay = ReplaySet(replayed, foundation, 0.3)
+    replay = ReplaySet(replayed, foundation, {"energy": 0.1, "force": 0.3})
 
     job = training_job(
         WeightingEMT(), foundation, dft, tmp_path / "ft", FineTuneConfig(), 0, 1, replay
     )
-    assert job.replay_weight == 0.3
+    assert job.replay_weights == {"energy": 0.1, "force": 0.3}
     assert len(job.replay) == 1
     raw = replayed[0].get_potential_energy()
     assert job.replay[0].get_potential_energy() == pytest.approx(raw + shift * 32)
@@ -176,12 +177,13 @@ def test_sevennet_learns_replayed_frames_with_their_weight(tmp_path: Path):
         return backend.fine_tune(job)
 
     plain = tuned("plain", None)
-    kept = tuned("replay", ReplaySet(replayed, foundation, 1.0))
+    weights = {"energy": 1.0, "force": 1.0, "stress": 0.0}
+    kept = tuned("replay", ReplaySet(replayed, foundation, weights))
 
     spec = yaml.safe_load((tmp_path / "replay" / "input.yaml").read_text())
     assert spec["train"]["use_weight"] is True
     entry = spec["data"]["load_trainset_path"][1]
-    assert entry["data_weight"] == {"energy": 1.0, "force": 1.0, "stress": 1.0}
+    assert entry["data_weight"] == weights
     assert len(read(entry["file_list"][0]["file"], ":")) == 4
     drift = {
         name: evaluate(replayed, backend.calculator(model)).force_rmse_eV_A

@@ -56,11 +56,12 @@ SLAB_MILLER = ((1, 0, 0), (1, 1, 1))
 @dataclass(frozen=True)
 class ReplaySet:
     """Frames labelled by the untouched ``foundation`` (its energy zero), trained
-    on with loss weight ``weight`` relative to a DFT frame."""
+    on with loss ``weights`` (``energy``, ``force``, ``stress``) relative to a
+    DFT frame's."""
 
     frames: list[Atoms]
     foundation: Path
-    weight: float
+    weights: dict[str, float]
 
 
 def frames_wanted(cfg: ReplayConfig, backend: object) -> int:
@@ -180,7 +181,7 @@ def replay_key(
     parts = {
         "structures": structures_digest(structures),
         "foundation": file_digest(foundation),
-        "replay": cfg.model_dump(mode="json", exclude={"weight", "frames"}),
+        "replay": cfg.model_dump(mode="json", include={"steps", "min_atoms"}),
         "explore": explore.model_dump(mode="json", include=set(_MD_FIELDS)),
         "seed": seed,
         "frames": n_frames,
@@ -271,4 +272,4 @@ def replay_set(
         return generate_replay(structures, calc, cfg, explore, n_frames, seed)
 
     frames = cached_replay(path, key, make)
-    return ReplaySet(frames, foundation, cfg.weight) if frames else None
+    return ReplaySet(frames, foundation, cfg.weights) if frames else None

@@ -54,9 +54,9 @@ def training_job(
         replayed = tuple(shift_energies(replay.frames, shifts))
     if settings.refit_e0:
         start = backend.refit_e0(start, frames, Path(workdir) / "e0_refit.pth")
-    weight = replay.weight if replayed and replay else 0.0
+    weights = replay.weights if replayed and replay else {}
     return TrainingJob(
-        start, train, valid, workdir, settings, seed + iteration, replayed, weight
+        start, train, valid, workdir, settings, seed + iteration, replayed, weights
     )
 
 

@@ -80,3 +80,27 @@ def test_multi_fidelity_fine_tuning_trains_one_modality(tmp_path: Path):
     assert SevenNetBackend().modality(result["model"]) == "PBE"
     assert float(after["R2SCAN"]) == float(before["R2SCAN"])
     assert abs(float(after["PBE"] - before["PBE"])) > 1.0  # the E0 refit
+
+
+def test_replayed_frames_are_a_second_weighted_dataset(tmp_path: Path, frames):
+    """sevenn's input: the DFT file plain, the replay file with its loss weight
+    (and the modality of a multi-fidelity model); the written frames are bare so
+    that sevenn can collate DFT and replayed frames' info in one batch."""
+    from pfd.models.sevennet import _bare, _dataset
+
+    path = tmp_path / "replay.extxyz"
+    assert _dataset(path, None) == [str(path)]
+    weights = {"energy": 0.0, "force": 0.2, "stress": 0.0}
+    assert _dataset(path, None, weights) == [
+        {"file_list": [{"file": str(path)}], "data_weight": weights}
+    ]
+    assert _dataset(path, "PBE", weights)[0]["data_modality"] == "PBE"
+    tagged = frames[0].copy()
+    tagged.calc = frames[0].calc
+    tagged.info = {"uid": "init-0"}
+    tagged.set_momenta(np.ones((len(tagged), 3)))
+    (bare,) = _bare([tagged])
+    assert bare.info == {}
+    assert not bare.has("momenta")
+    assert bare.get_potential_energy() == frames[0].get_potential_energy()
+    assert np.array_equal(bare.get_forces(), frames[0].get_forces())

@@ -205,8 +205,18 @@ class ReplayConfig(_Model):
         0.2,
         gt=0,
         le=1,
-        description="Loss weight of a replayed frame's energy, forces and stress "
-        "relative to a DFT frame's (per atom).",
+        description="Loss weight of a replayed frame's forces relative to a DFT "
+        "frame's (per atom).",
+    )
+    energy_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="The same for energies (per atom); 0: the foundation's energies "
+        "are not replayed (they are off where it is off, e.g. 0.1 eV/atom in a melt).",
+    )
+    stress_weight: float = Field(
+        0.0, ge=0, le=1, description="The same for stress; 0: not replayed."
     )
     steps: int = Field(
         20,
@@ -217,6 +227,15 @@ class ReplayConfig(_Model):
     min_atoms: int = Field(
         16, ge=1, description="Smallest vacancy, slab and melt cell replayed."
     )
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Loss weights of a replayed frame: energy, force, stress."""
+        return {
+            "energy": self.energy_weight,
+            "force": self.weight,
+            "stress": self.stress_weight,
+        }
 
 
 class FineTuneConfig(_Model):

@@ -8,7 +8,7 @@ imported lazily so a missing package only matters when that backend is asked for
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,8 +29,9 @@ class TrainingJob:
     on ``valid`` (may be empty), with ``settings``, in ``workdir``.
 
     ``replay``: frames labelled by the untouched foundation (energies already in
-    the DFT frames' zero), learnt beside ``train`` with loss weight
-    ``replay_weight`` relative to a DFT frame; only backends with
+    the DFT frames' zero), learnt beside ``train`` with loss weights
+    ``replay_weights`` (``energy``, ``force``, ``stress``) relative to a DFT
+    frame's; only backends with
     ``supports_weighted_replay`` take them (see :mod:`pfd.replay`).
     """
 
@@ -41,7 +42,7 @@ class TrainingJob:
     settings: FineTuneConfig
     seed: int = 0
     replay: tuple[Atoms, ...] = ()
-    replay_weight: float = 0.0
+    replay_weights: dict[str, float] = field(default_factory=dict)
 
     def prepared(
         self,

@@ -189,11 +189,11 @@ class SevenNetBackend:
             "load_trainset_path": _dataset(workdir / "train.extxyz", modal),
         }
         if job.replay:
-            # a second training set whose loss terms weigh replay_weight
+            # a second training set whose loss terms weigh replay_weights
             write(workdir / "replay.extxyz", _bare(job.replay))
             spec["train"]["use_weight"] = True
             spec["data"]["load_trainset_path"] += _dataset(
-                workdir / "replay.extxyz", modal, job.replay_weight
+                workdir / "replay.extxyz", modal, job.replay_weights
             )
         if valid:
             write(workdir / "valid.extxyz", _bare(valid))
@@ -257,16 +257,18 @@ def _bare(frames: Sequence[Atoms]) -> list[Atoms]:
     return out
 
 
-def _dataset(path: Path, modal: str | None, weight: float | None = None) -> list:
+def _dataset(
+    path: Path, modal: str | None, weights: dict[str, float] | None = None
+) -> list:
     """One entry of sevenn's ``load_*set_path``: a file, with its modality (a
-    multi-fidelity model) and loss weight (``use_weight``) when given."""
-    if modal is None and weight is None:
+    multi-fidelity model) and loss weights (``use_weight``) when given."""
+    if modal is None and weights is None:
         return [str(path)]
     entry: dict[str, Any] = {"file_list": [{"file": str(path)}]}
     if modal is not None:
         entry["data_modality"] = modal
-    if weight is not None:
-        entry["data_weight"] = {"energy": weight, "force": weight, "stress": weight}
+    if weights is not None:
+        entry["data_weight"] = dict(weights)
     return [entry]
 
 
