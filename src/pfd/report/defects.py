@@ -32,6 +32,7 @@ from pfd.report.models import Model
 from pfd.report.sections import slug
 
 REFERENCE = "teacher"  # the model whose relaxed atoms DFT is run at
+DEFAULT_CUT = "the default [1, 0, 0] (no variants.surfaces; report.surfaces.miller)"
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def report_slabs(
             source = "structures.variants.surfaces"
         else:
             cut = surface_slabs(atoms, settings.miller or [(1, 0, 0)], settings)
-            source = "report.surfaces.miller"
+            source = "report.surfaces.miller" if settings.miller else DEFAULT_CUT
         if cut:
             found.append((atoms, cut, source))
     return found
