@@ -53,7 +53,7 @@ def _calls(tmp_path: Path) -> int:
     return len((tmp_path / "calls-variants.log").read_text().splitlines())
 
 
-@pytest.mark.slow  # ~20 s on two free cores: 8 DFT jobs, 9 trajectories
+@pytest.mark.slow  # ~30 s: 8 DFT jobs in their own processes, 9 trajectories
 def test_variants_are_explored_labelled_and_tested(
     make_config, tmp_path: Path, monkeypatch
 ):
