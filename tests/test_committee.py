@@ -84,6 +84,24 @@ def test_bad_committee_input_is_one_line(tmp_path: Path):
         deviation([EMT()], [bulk("Cu")])
 
 
+def test_pfd_test_of_a_directory_without_a_student(tmp_path: Path):
+    from ase.io import write
+    from typer.testing import CliRunner
+
+    from pfd.cli.main import app
+
+    cu = bulk("Cu", "fcc", 3.6, cubic=True)
+    cu.calc = EMT()
+    cu.calc = labelled_by(cu)
+    write(tmp_path / "cu.extxyz", cu)
+    result = CliRunner().invoke(
+        app, ["test", str(tmp_path), str(tmp_path / "cu.extxyz")]
+    )
+    assert result.exit_code == 1
+    assert "is a directory without a distilled student" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_lammps_input_runs_the_student_and_writes_the_deviation(tmp_path: Path):
     from pfd.students.deepmd import DeepMDStudent
     from pfd.students.lammps import write_lammps_input
@@ -130,24 +148,29 @@ def _emt_frames(n: int, seed: int, rattle: float, scale: float = 1.0) -> list[At
     return frames
 
 
-@pytest.fixture(scope="module")
-def tiny_committee(tmp_path_factory) -> tuple[list[Path], Path]:
-    """Three tiny students on rattled fcc Cu (EMT labels): ~30 s."""
-    pytest.importorskip("deepmd")
+def _tiny_committee(work: Path, n: int) -> tuple[list[Path], dict]:
+    """``n`` tiny students on rattled fcc Cu (EMT labels), trained in ``work``."""
     from pfd.progress import Reporter
     from pfd.students import make_student
     from pfd.students.committee import build_committee
 
-    work = tmp_path_factory.mktemp("committee")
     train, test = _emt_frames(40, 0, 0.05), _emt_frames(6, 1, 0.05)
-    cfg = DistillConfig(student=TINY, committee=3)
+    cfg = DistillConfig(student=TINY, committee=n)
     make = functools.partial(make_student, "deepmd", type_map=["Cu"], threads=2)
     shipped = make(cfg.student).train(train, test, work / "round_1", seed=1)
     out = work / "student"
-    out.mkdir()
-    members, record = build_committee(
+    out.mkdir(exist_ok=True)
+    return build_committee(
         make, shipped, train, test, cfg, work, out, 0, Reporter(quiet=True)
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_committee(tmp_path_factory) -> tuple[list[Path], Path]:
+    """Three tiny students: ~30 s on a quiet machine."""
+    pytest.importorskip("deepmd")
+    work = tmp_path_factory.mktemp("committee")
+    members, record = _tiny_committee(work, 3)
     assert record["committee"]["threshold_eV_A"] > 0
     return members, work
 
@@ -197,3 +220,14 @@ def _lammps_start(out: Path) -> Atoms:
     atoms = read(out / "conf.lmp", format="lammps-data", atom_style="atomic")
     atoms.set_chemical_symbols(["Cu"] * len(atoms))
     return atoms
+
+
+@pytest.mark.slow
+def test_smaller_committee_reuses_members_and_drops_the_rest(tiny_committee):
+    members, work = tiny_committee
+    before = members[1].stat().st_mtime_ns
+    fewer, record = _tiny_committee(work, 2)
+    assert fewer == members[:2]
+    assert (work / "committee_2" / "graph.pb").stat().st_mtime_ns <= before
+    assert not members[2].exists()  # member_3.pb of the larger committee is gone
+    assert record["committee"]["members"] == [str(m) for m in fewer]

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 #: the default flag threshold: this many times the held-out frames' percentile
 THRESHOLD_FACTOR = 2.0
 THRESHOLD_PERCENTILE = 95.0
+#: members 2..N are shipped as ``member_K.pb`` beside the student
+MEMBER = "member_"
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def default_threshold(held_out_max_force_eV_A: np.ndarray) -> float:
 
 def member_file(student_dir: Path, k: int, suffix: str) -> Path:
     """Where member ``k`` (2..N) of the committee is shipped, beside the student."""
-    return Path(student_dir) / f"member_{k}{suffix}"
+    return Path(student_dir) / f"{MEMBER}{k}{suffix}"
 
 
 def build_committee(
@@ -257,6 +259,8 @@ def build_committee(
         seconds[f"member_{k}"] = time.perf_counter() - t0
         members.append(member_file(out, k, model.suffix))
         shutil.copyfile(model, members[-1])
+    for stale in set(out.glob(f"{MEMBER}*")) - set(members):
+        stale.unlink()  # of a larger committee before
     record = committee_record(members, test, cfg, report) | {"seconds": seconds}
     return members, {"committee": record}
 
