@@ -87,14 +87,11 @@ def distill(
     its LAMMPS input go to ``student_dir`` (default ``WORKDIR/student``).
     Resumable: a rerun with the same ``workdir`` reuses every finished part.
     """
-    from pfd.calculators import ModelCalculator
-
     settings, explore = settings or DistillConfig(), explore or ExploreConfig()
     report = report or Reporter(quiet=True)
     work = Path(workdir)
     out = Path(student_dir) if student_dir is not None else work / "student"
-    if not callable(teacher):
-        teacher = ModelCalculator(str(teacher), threads=threads)
+    teacher = _as_teacher(teacher, threads)
     structures = _as_structures(structures)
     type_map = _type_map(structures, settings)
     make = functools.partial(make_student, student, type_map=type_map, threads=threads)
@@ -125,6 +122,15 @@ def distill(
     )
     report.info(f"student: {final} (ASE: pfd.load_calculator; LAMMPS: {lammps})")
     return DistillResult(final, check)
+
+
+def _as_teacher(teacher, threads: int) -> Callable[[], Calculator]:
+    """A picklable teacher factory: ``teacher`` itself, or its model file's."""
+    from pfd.calculators import ModelCalculator
+
+    return (
+        teacher if callable(teacher) else ModelCalculator(str(teacher), threads=threads)
+    )
 
 
 def _lammps_input(atoms, learner, models, type_map, out, settings, explore, seed):
