@@ -290,3 +290,23 @@ def test_committee_threshold_from_held_out_frames(distilled: Path):
     for k, atoms in enumerate(hot):  # atoms shaken far beyond the MD's range
         atoms.rattle(0.3, seed=k)
     assert np.median(committee_deviation(committee.members, hot)) > np.median(dev)
+
+
+def test_committee_benchmark_smoke(distilled: Path, capsys, monkeypatch):
+    """benchmarks/committee.py on the tiny run (its committee reused), so that it
+    cannot rot."""
+    for var in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS"):
+        monkeypatch.setenv(var, "2")  # restored after: the benchmark sets them
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import committee
+
+    data = ["--data", str(distilled / "distill" / "test.extxyz")]
+    data += ["--data", str(distilled / "dft.extxyz")]
+    result = committee.main([str(distilled), "--members", "2", "--steps", "600", *data])
+    printed = capsys.readouterr().out
+    assert "top 20% by deviation vs top 20% by force RMSE" in printed
+    assert len(result["frames"]) == len(read(distilled / "dft.extxyz", ":")) + len(
+        read(distilled / "distill" / "test.extxyz", ":")
+    )
+    assert all(r["max_devi_f_eV_A"] > 0 for r in result["frames"])
+    assert set(result["train_seconds"]) == {"member_2"}
