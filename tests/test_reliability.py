@@ -265,6 +265,7 @@ TINY_STUDENT = {
         "steps": 40,
         "sample_every": 4,
         "max_frames": 60,
+        "committee": 2,  # one extra member: its training is killed and resumed too
         "student": {
             "rcut_A": 4.5,
             "embedding": [8, 16],

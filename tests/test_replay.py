@@ -127,10 +127,11 @@ def test_shift_energies_adds_each_element_its_shift():
     assert moved.calc.results["free_energy"] == pytest.approx(-4.35)
 
 
-def test_replay_is_on_by_default_only_where_the_backend_weights_frames(tmp_path):
+def test_replay_is_off_by_default_and_refused_where_the_backend_cannot_weight_frames(tmp_path):
     from pfd.models.sevennet import SevenNetBackend
 
-    assert frames_wanted(ReplayConfig(), SevenNetBackend) == DEFAULT_FRAMES
+    assert frames_wanted(ReplayConfig(frames=None), SevenNetBackend) == DEFAULT_FRAMES
+    assert frames_wanted(ReplayConfig(), SevenNetBackend) == 0  # off by default
     assert frames_wanted(ReplayConfig(), EMTBackend) == 0
     assert frames_wanted(ReplayConfig(frames=0), SevenNetBackend) == 0
 
@@ -149,7 +150,7 @@ def test_replay_is_on_by_default_only_where_the_backend_weights_frames(tmp_path)
     assert "set finetune.replay.frames: 0" in message
     del config["finetune"]
     path.write_text(yaml.safe_dump(config))
-    assert load_config(path).finetune.replay.frames is None  # on where supported
+    assert load_config(path).finetune.replay.frames == 0  # off unless asked
 
 
 @pytest.mark.slow

@@ -196,10 +196,11 @@ class ReplayConfig(_Model):
     (no DFT cost; see :mod:`pfd.replay`)."""
 
     frames: int | None = Field(
-        None,
+        0,
         ge=0,
-        description="Replayed frames; 0: off; default (null): 24 for backends that "
-        "weight frames in their loss (sevennet), 0 for others.",
+        description="Replayed frames; 0 (default): off, as measured replay costs "
+        "accuracy where the run labels (benchmarks/replay.py); null: 24 for "
+        "backends that weight frames in their loss (sevennet), 0 for others.",
     )
     weight: float = Field(
         0.2,
