@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     parser.add_argument("--frames", type=int, default=24, help="replayed frames")
     parser.add_argument("--steps", type=int, help="MD steps per replay trajectory")
+    parser.add_argument("--min-atoms", type=int, help="smallest replayed cell")
+    parser.add_argument(
+        "--without", action="append", default=[],
+        help="leave out replayed frames of this variant (e.g. melt); repeatable",
+    )  # fmt: skip
     parser.add_argument("--labels-upto", type=int, help="last DFT iteration used")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="work dir (RUN_DIR/replay_bench)")
@@ -114,16 +119,20 @@ def main(argv: list[str] | None = None) -> dict:
     backend = make_backend(config.model.model_copy(update={"threads": args.threads}))
     foundation = backend.resolve(config.model.checkpoint)
     dft = teacher_labels(run_dir, args.labels_upto)
-    update = {"frames": args.frames} | ({"steps": args.steps} if args.steps else {})
+    update = {"frames": args.frames, "steps": args.steps, "min_atoms": args.min_atoms}
+    update = {k: v for k, v in update.items() if v is not None}
     replay_cfg = ReplayConfig.model_validate(
         config.finetune.replay.model_dump() | update
     )
     frames = make_replay(out, config, replay_cfg, backend, foundation)
+    frames = [f for f in frames if f.info["variant"] not in args.without]
     print(f"{len(dft)} DFT frames; {len(frames)} replay frames", flush=True)
 
     models = {"foundation (E0 refit)": out / "no_replay" / "e0_refit.pth"}
     for weights in [{}, *(args.arm or [replay_cfg.weights])]:
         name = arm_name(weights) if weights else "no replay"
+        if weights and args.without:
+            name += " without " + " ".join(args.without)
         replay = ReplaySet(frames, foundation, weights) if weights else None
         workdir = out / name.replace(" ", "_")
         model = workdir / "model.pth"
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         models[name] = model
         print(f"trained: {name}", flush=True)
     times = {"replay generation": recorded_seconds(out / "replay_seconds.json")}
-    for name, model in models.items():
+    for name, model in list(models.items())[1:]:  # the foundation is not trained
         times[f"train {name}"] = recorded_seconds(model.parent / "seconds.json")
     return report(models, backend, times, args.json)
 

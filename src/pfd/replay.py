@@ -4,11 +4,11 @@ A few DFT frames of one crystal pull a foundation model toward that crystal and
 away from what it knew elsewhere: on the Si example the fine-tuned SevenNet-0
 predicted vacancy, liquid and surface forces worse than the untouched model
 (``benchmarks/replay.py``). Replay keeps that knowledge at no DFT cost: short MD
-with the *untouched* foundation model on each structure of the run and on
-default variants of each crystal (a vacancy per distinct site, (100) and (111)
-slabs, a melt; :mod:`pfd.variants`), frames sampled from it and labelled with
-the foundation's own energy, forces and stress, then trained on beside the DFT
-frames with a small loss weight (``finetune.replay``).
+with the *untouched* foundation model on default variants of each crystal that
+the run does not label (a vacancy per distinct site, (100) and (111) slabs;
+:mod:`pfd.variants`), frames sampled from it and labelled with the foundation's
+own energy, forces and stress, then trained on beside the DFT frames with a
+small loss weight (``finetune.replay``; by default forces only).
 
 The labels are stored in the foundation's energy zero (``RUN_DIR/replay.extxyz``,
 reused by a resumed run); each training shifts them by the per-element E0 that
@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from ase.io import read
 from pfd.config import ExploreConfig, RunConfig
 from pfd.config.loop import ReplayConfig
 from pfd.db import write_frames_atomic
-from pfd.errors import PFDError
 from pfd.explore import MDTask, run_md
 from pfd.layout import RunLayout
 from pfd.models import ForceFieldBackend
@@ -48,9 +46,9 @@ from pfd.structures import structures_digest
 #: weight frames: enough to cover each variant at each temperature once or twice,
 #: few enough that a training takes at most about twice as long
 DEFAULT_FRAMES = 24
-#: a melt trajectory runs this many times ``replay.steps``: the crystal must melt
-MELT_STEPS_FACTOR = 4
 SLAB_MILLER = ((1, 0, 0), (1, 1, 1))
+#: what :func:`replay_cells` makes, part of the cache key
+CELLS = f"vacancies, slabs {SLAB_MILLER}"
 
 
 @dataclass(frozen=True)
@@ -74,11 +72,14 @@ def frames_wanted(cfg: ReplayConfig, backend: object) -> int:
 
 def replay_cells(structures: list[Atoms], min_atoms: int = 16) -> list[Atoms]:
     """The cells replay MD starts from: each crystal's (periodic, no
-    ``info['variant']``) vacancies, (100) and (111) slabs and melt, unless the run
+    ``info['variant']``) vacancies and (100) and (111) slabs, unless the run
     already holds that variant of it.
 
     The run's own structures are not replayed: DFT labels them, and the
     foundation's labels there would pull the model back toward its own errors.
+    Nor is a melt: short MD of a crystal cell stays a hot, 4-fold coordinated
+    crystal (the Si liquid is 4.5-fold and denser), and replaying it made the
+    Si example's liquid forces worse (``benchmarks/replay.py``).
     """
     from pfd import variants
 
@@ -90,8 +91,6 @@ def replay_cells(structures: list[Atoms], min_atoms: int = 16) -> list[Atoms]:
         made = variants.vacancies(atoms, min_atoms) + variants.slabs(
             atoms, SLAB_MILLER, min_atoms=min_atoms
         )
-        with suppress(PFDError):  # no tabulated melting point (a compound): no melt
-            made.append(variants.melt(atoms, None, min_atoms))
         out += [v for v in made if (v.info["structure"], v.info["variant"]) not in have]
     return out
 
@@ -99,22 +98,14 @@ def replay_cells(structures: list[Atoms], min_atoms: int = 16) -> list[Atoms]:
 def replay_tasks(
     cells: list[Atoms], cfg: ReplayConfig, temperatures_K: list[float], seed: int
 ) -> list[MDTask]:
-    """One NVT trajectory per cell and temperature; a cell with ``info['ramps']``
-    (a melt) runs its ramps instead, longer. ``MDTask.structure`` indexes ``cells``."""
+    """One NVT trajectory per cell and temperature (``MDTask.structure`` indexes
+    ``cells``)."""
     rng = np.random.default_rng([seed, 7])
-    tasks = []
-    for k, atoms in enumerate(cells):
-        ramps = atoms.info.get("ramps") or []
-        if ramps:
-            steps = MELT_STEPS_FACTOR * cfg.steps
-            plan = [(r["start_K"], r["stop_K"], steps) for r in ramps]
-        else:
-            plan = [(t, t, cfg.steps) for t in temperatures_K]
-        tasks += [
-            MDTask(k, start, stop, None, steps, int(rng.integers(2**31)))
-            for start, stop, steps in plan
-        ]
-    return tasks
+    return [
+        MDTask(k, t, t, None, cfg.steps, int(rng.integers(2**31)))
+        for k in range(len(cells))
+        for t in temperatures_K
+    ]
 
 
 def generate_replay(
@@ -180,6 +171,7 @@ def replay_key(
     """What the cached frames depend on: structures, foundation, settings, MD."""
     parts = {
         "structures": structures_digest(structures),
+        "cells": CELLS,
         "foundation": file_digest(foundation),
         "replay": cfg.model_dump(mode="json", include={"steps", "min_atoms"}),
         "explore": explore.model_dump(mode="json", include=set(_MD_FIELDS)),
@@ -265,7 +257,7 @@ def replay_set(
     def make() -> list[Atoms]:
         if report:
             report.info(
-                "replay: MD of each crystal's vacancies, slabs and melt with the "
+                "replay: MD of each crystal's vacancies and slabs with the "
                 f"untouched foundation, {n_frames} frames labelled by it"
             )
         calc = backend.calculator(foundation)

@@ -191,9 +191,9 @@ class ModelConfig(_Model):
 
 class ReplayConfig(_Model):
     """Replay of pseudo-labels: frames the run never labels (vacancies, (100) and
-    (111) slabs and a melt of each crystal), labelled by the untouched foundation
-    model, trained on with a small weight so the model keeps what it knew there
-    (no DFT cost; see :mod:`pfd.replay`)."""
+    (111) slabs of each crystal), labelled by the untouched foundation model,
+    trained on with a small weight so the model keeps what it knew there (no DFT
+    cost; see :mod:`pfd.replay`)."""
 
     frames: int | None = Field(
         0,
@@ -203,7 +203,7 @@ class ReplayConfig(_Model):
         "backends that weight frames in their loss (sevennet), 0 for others.",
     )
     weight: float = Field(
-        0.2,
+        0.1,
         gt=0,
         le=1,
         description="Loss weight of a replayed frame's forces relative to a DFT "
@@ -223,10 +223,10 @@ class ReplayConfig(_Model):
         20,
         ge=2,
         le=MAX_STEPS,
-        description="MD steps per replay trajectory (a melt's: 4x).",
+        description="MD steps per replay trajectory.",
     )
     min_atoms: int = Field(
-        16, ge=1, description="Smallest vacancy, slab and melt cell replayed."
+        16, ge=1, description="Smallest vacancy and slab cell replayed."
     )
 
     @property
