@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,37 +48,10 @@ ms = 1000 * dt / int(steps) / len(atoms)
 print(json.dumps({"natoms": len(atoms), "ms_atom_step": ms, "peak_MiB": mib}))
 """
 
-# runs a command and prints its peak resident memory
-PEAK = (
-    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-    "print('PEAK_KiB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-    "sys.exit(code)"
-)
-
-LAMMPS_INPUT = """\
-units metal
-boundary p p p
-atom_style atomic
-read_data conf.lmp
-pair_style deepmd {model}
-pair_coeff * *
-velocity all create 300 4928459 mom yes rot yes dist gaussian
-fix 1 all nve
-timestep 0.001
-thermo 100
-run 2
-run {steps}
-"""
-
-
 def _env(threads: int) -> dict[str, str]:
-    n = str(threads)
-    return os.environ | {
-        "OMP_NUM_THREADS": n,
-        "DP_INTRA_OP_PARALLELISM_THREADS": n,
-        "DP_INTER_OP_PARALLELISM_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+    from pfd.students.lammps import thread_env
+
+    return thread_env(threads)
 
 
 def ase_speed(kind, model, backend, structure, natoms, steps, threads) -> dict:
@@ -103,59 +72,13 @@ def ase_speed(kind, model, backend, structure, natoms, steps, threads) -> dict:
 
 def lammps_speed(model, structure, type_map, natoms, steps, threads) -> dict:
     """The student in LAMMPS (``lmp`` from deepmd-kit[lmp]): NVE, Loop time."""
-    from ase.io import read, write
+    from ase.io import read
 
-    from pfd.students.lammps import lammps_binary
+    from pfd.students.lammps import lammps_speed as measure
 
     atoms = read(structure)
-    reps = max(1, round((natoms / len(atoms)) ** (1 / 3)))
-    atoms = atoms.repeat(reps)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        write(
-            work / "conf.lmp",
-            atoms,
-            format="lammps-data",
-            specorder=type_map,
-            masses=True,
-            atom_style="atomic",
-        )
-        text = LAMMPS_INPUT.format(model=Path(model).resolve(), steps=steps)
-        (work / "in.lammps").write_text(text)
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                PEAK,
-                lammps_binary(),
-                "-in",
-                "in.lammps",
-                "-log",
-                "log.lammps",
-            ],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            env=_env(threads),
-            check=False,
-        )
-        wall = time.perf_counter() - t0
-        log = (
-            (work / "log.lammps").read_text() if (work / "log.lammps").exists() else ""
-        )
-    loops = re.findall(r"Loop time of ([\d.eE+-]+) on \d+ procs for (\d+) steps", log)
-    if out.returncode or not loops:
-        tail = (out.stdout + out.stderr)[-800:]
-        raise RuntimeError(f"LAMMPS at {natoms} atoms failed: {tail}")
-    seconds, n = float(loops[-1][0]), int(loops[-1][1])
-    peak = [x for x in out.stdout.splitlines() if x.startswith("PEAK_KiB")]
-    return {
-        "natoms": len(atoms),
-        "ms_atom_step": 1000 * seconds / n / len(atoms),
-        "wall_s": wall,
-        "peak_MiB": int(peak[-1].split()[1]) / 1024 if peak else None,
-    }
+    atoms = atoms.repeat(max(1, round((natoms / len(atoms)) ** (1 / 3))))
+    return measure(model, atoms, type_map, steps, threads)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -168,6 +168,15 @@ def test_student_runs_in_lammps(distilled: Path):
     temps = [float(line.split()[1]) for line in thermo if line.strip()]
     assert all(np.isfinite(temps))
     assert temps[-1] > 0
+    # the report's LAMMPS speed: the same student, timed per size
+    from ase.build import bulk
+
+    from pfd.students.lammps import student_lammps_speed
+
+    cells = [bulk("Cu", "fcc", 3.6, cubic=True).repeat(k) for k in (1, 3)]
+    ms = student_lammps_speed(distilled / "student" / "graph_c.pb", cells, 5, 1)
+    assert set(ms) == {4, 108}
+    assert all(0 < v < 100 for v in ms.values())
 
 
 def test_rerun_reuses_everything(distilled: Path):

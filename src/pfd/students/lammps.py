@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from ase import Atoms
@@ -33,6 +36,29 @@ COMMITTEE = """
 # The first model runs the MD; all of them (a committee) are evaluated every
 # out_freq steps and their disagreement goes to model_devi.out (max_devi_f:
 # the largest force deviation over atoms, eV/A; high = the student is guessing)."""
+
+
+SPEED_INPUT = """\
+units metal
+boundary p p p
+atom_style atomic
+read_data conf.lmp
+pair_style deepmd {model}
+pair_coeff * *
+velocity all create 300 4928459 mom yes rot yes dist gaussian
+fix 1 all nve
+timestep 0.001
+thermo 100
+run 2
+run {steps}
+"""
+
+# runs a command and prints its peak resident memory
+PEAK = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print('PEAK_KiB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.exit(code)"
+)
 
 
 def lammps_binary() -> str | None:
@@ -109,3 +135,68 @@ def write_lammps_input(
     )
     (out / "in.lammps").write_text(text)
     return out / "in.lammps"
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that gives OpenMP, TensorFlow and DeePMD ``threads``."""
+    n = str(threads)
+    return os.environ | {
+        "OMP_NUM_THREADS": n,
+        "DP_INTRA_OP_PARALLELISM_THREADS": n,
+        "DP_INTER_OP_PARALLELISM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+
+
+def lammps_speed(
+    model: Path, atoms: Atoms, type_map: list[str], steps: int, threads: int
+) -> dict:
+    """A frozen DeePMD model in LAMMPS on ``atoms`` (one MPI rank, ``threads``
+    threads): ms per atom-step of NVE after 2 warm-up steps (LAMMPS' Loop time),
+    wall seconds and peak memory (MiB) of the ``lmp`` process."""
+    binary = lammps_binary()
+    if binary is None:
+        raise FileNotFoundError("LAMMPS (lmp) is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write(work / "conf.lmp", atoms, format="lammps-data", specorder=type_map,
+              masses=True, atom_style="atomic")  # fmt: skip
+        text = SPEED_INPUT.format(model=Path(model).resolve(), steps=steps)
+        (work / "in.lammps").write_text(text)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK, binary, "-in", "in.lammps", "-log", "log"],
+            cwd=work, capture_output=True, text=True, env=thread_env(threads),
+            check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - t0
+        log = (work / "log").read_text() if (work / "log").exists() else ""
+    loops = re.findall(r"Loop time of ([\d.eE+-]+) on \d+ procs for (\d+) steps", log)
+    if out.returncode or not loops:
+        tail = (out.stdout + out.stderr)[-800:]
+        raise RuntimeError(f"LAMMPS at {len(atoms)} atoms failed: {tail}")
+    seconds, n = float(loops[-1][0]), int(loops[-1][1])
+    peak = [x for x in out.stdout.splitlines() if x.startswith("PEAK_KiB")]
+    return {
+        "natoms": len(atoms),
+        "ms_atom_step": 1000 * seconds / n / len(atoms),
+        "wall_s": wall,
+        "peak_MiB": int(peak[-1].split()[1]) / 1024 if peak else None,
+    }
+
+
+def student_lammps_speed(
+    model: Path, cells: list[Atoms], steps: int, threads: int
+) -> dict[int, float]:
+    """ms per atom-step of a frozen DeePMD ``model`` in LAMMPS on each periodic
+    cell (:func:`lammps_speed`); empty without ``lmp``."""
+    if lammps_binary() is None or Path(model).suffix != ".pb":
+        return {}
+    from deepmd.infer import DeepPot
+
+    type_map = DeepPot(str(model)).get_type_map()
+    return {
+        len(c): lammps_speed(model, c, type_map, steps, threads)["ms_atom_step"]
+        for c in cells
+        if all(c.pbc)
+    }
