@@ -42,7 +42,8 @@ from pfd.errors import PFDError
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
 from pfd.students import Student, make_student
-from pfd.students.committee import build_committee
+from pfd.students.active import check_active, teacher_checked
+from pfd.students.committee import build_committee, member_dir
 from pfd.students.lammps import write_lammps_input
 from pfd.teacher import check_settings, generate, split_frames, write_export
 
@@ -89,6 +90,7 @@ def distill(
     """
     settings, explore = settings or DistillConfig(), explore or ExploreConfig()
     report = report or Reporter(quiet=True)
+    check_active(teacher, settings)
     work = Path(workdir)
     out = Path(student_dir) if student_dir is not None else work / "student"
     teacher = _as_teacher(teacher, threads)
@@ -112,8 +114,20 @@ def distill(
     members, committee = build_committee(
         make, final, rounds.train, test, settings, work, out, seed, report
     )
+    active: dict[str, Any] = {}
+    if settings.active.rounds:  # the committee's members learn where they disagree
+        t0, n = time.perf_counter(), settings.committee
+        starts = [rounds.workdir, *(member_dir(work, k) for k in range(2, n + 1))]
+        members, active = teacher_checked(
+            teacher, make, structures, members, starts, (rounds.train, test),
+            settings, explore, work, out, held_out_rmse=rounds.errors.force_rmse_eV_A,
+            seed=seed, report=report, executor=executor,
+        )  # fmt: skip
+        seconds["active"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     check = _record(rounds, len(test), settings, final) | committee
+    if active:  # the shipped student and committee are the retrained ones
+        check |= active | {"committee": check["committee"] | active["committee"]}
     if reference:
         check["vs_dft"] = _versus_reference(learner, final, teacher, reference, report)
     check["seconds"] = seconds | {"check": time.perf_counter() - t0}

@@ -72,6 +72,11 @@ def command(
     )
     if student:
         console.print(_student_line(student))
+        if student.get("active"):
+            from pfd.students.active import active_lines
+
+            for line in active_lines(student["active"]):
+                console.print(line)
     if timings:
         spent = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
         console.print(f"wall time so far: {spent}")

@@ -21,6 +21,7 @@ from pfd.config._base import (
     _Model,
 )
 from pfd.config.distill import (
+    ActiveConfig,
     DistillConfig,
     StudentConfig,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "MAX_STEPS",
     "MAX_TEMPERATURE_K",
     "MAX_TIMESTEP_FS",
+    "ActiveConfig",
     "ConvergenceConfig",
     "DiffusionReportConfig",
     "DistillConfig",

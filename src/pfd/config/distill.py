@@ -71,6 +71,53 @@ class StudentConfig(_Model):
         return self
 
 
+class ActiveConfig(_Model):
+    """Teacher-checked active learning of the student (after the committee).
+
+    Each round: student MD (ASE) on larger cells and for longer than the
+    teacher's data; the frames the committee disagrees on most (and a few at
+    random) are labelled by the teacher and added; every member retrains from
+    its checkpoint. It stops when the student's force error against the teacher
+    on fresh student-MD frames (never trained on) is below the target.
+    """
+
+    rounds: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Rounds at most; 0 (default): off, since each round costs "
+        "student MD, teacher labels and a retraining of every committee member "
+        "(minutes per round on 2 cores).",
+    )
+    frames_per_round: int = Field(
+        20, ge=1, description="Teacher-labelled frames added to the training."
+    )
+    random_fraction: float = Field(
+        0.2, ge=0, le=1, description="Share of them picked at random, not by deviation."
+    )
+    fresh_frames: int = Field(
+        10, ge=1, description="Other student-MD frames labelled to check the student."
+    )
+    steps: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Student MD steps (3x distill.steps)."
+    )
+    supercell_multiplier: int = Field(
+        2, ge=1, le=16, description="Each of distill.supercells this many times."
+    )
+    force_rmse_eV_A: float | None = Field(
+        None,
+        gt=0,
+        description="Stop below this student-vs-teacher force RMSE on fresh "
+        "student-MD frames; default 1.5x the student's held-out error.",
+    )
+    retrain_steps: int = Field(
+        2000, ge=1, le=MAX_STEPS, description="Training steps per member per round."
+    )
+    retrain_start_lr: float = Field(
+        1e-3, gt=0, description="Learning rate retraining starts from (then decays)."
+    )
+
+
 class DistillConfig(_Model):
     """Phase 2: the teacher labels many frames, a small student learns them."""
 
@@ -137,6 +184,7 @@ class DistillConfig(_Model):
         description="Max force deviation above which a frame is flagged; default: "
         "2x its 95th percentile on the held-out teacher frames.",
     )
+    active: ActiveConfig = ActiveConfig()
 
     @model_validator(mode="after")
     def _check(self) -> DistillConfig:
@@ -146,5 +194,10 @@ class DistillConfig(_Model):
                 f"distill.deviation_threshold_eV_A needs a committee of 2 or more "
                 f"students to measure a deviation (committee is {self.committee}); "
                 "set distill.committee: 2 or more, or drop the threshold"
+            )
+        if self.active.rounds and self.committee < 2:
+            raise ValueError(
+                "teacher-checked learning picks frames by committee deviation: "
+                "set distill.committee >= 2 (or distill.active.rounds: 0)"
             )
         return self

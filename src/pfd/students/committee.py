@@ -222,6 +222,11 @@ def member_file(student_dir: Path, k: int, suffix: str) -> Path:
     return Path(student_dir) / f"{MEMBER}{k}{suffix}"
 
 
+def member_dir(work: Path, k: int) -> Path:
+    """Where member ``k`` (2..N) of the committee trains."""
+    return Path(work) / f"committee_{k}"
+
+
 def build_committee(
     make: Callable[[StudentConfig], Student],
     shipped: Path,
@@ -251,7 +256,7 @@ def build_committee(
         model = member.train(
             train,
             test,
-            work / f"committee_{k}",
+            member_dir(work, k),
             seed=seed + 100 * k,
             data_dir=work / member.name,
             report=report,
