@@ -149,6 +149,51 @@ class SpeedReportConfig(_Model):
     steps: int = Field(5, ge=1)
 
 
+class RDFReportConfig(_Model):
+    """Amorphous structure: g(r) of DFT-labelled quench frames and of an independent
+    melt-quench MD with the teacher and the student (same protocol and seed).
+
+    On by default when the exploration quenches (a ramp with start_K > stop_K,
+    or a structure's ``variants.melt``); ``report.rdf: {}`` asks for it anyway.
+    """
+
+    enabled: bool | None = Field(
+        None, description="Default: on when the run's exploration has quench ramps."
+    )
+    melt_K: float | None = Field(
+        None, gt=0, description="Default: the hottest quench ramp's start_K."
+    )
+    final_K: float | None = Field(
+        None, gt=0, description="Default: the coldest quench ramp's stop_K."
+    )
+    melt_steps: int = Field(200, ge=1, le=MAX_STEPS, description="Held at melt_K.")
+    quench_K_per_ps: float = Field(
+        2000.0, gt=0, description="Linear cooling rate from melt_K to final_K."
+    )
+    anneal_steps: int = Field(
+        200, ge=1, le=MAX_STEPS, description="At final_K; g(r) of these frames."
+    )
+    sample_every: int = Field(10, ge=1)
+    timestep_fs: float = Field(2.0, gt=0, le=MAX_TIMESTEP_FS)
+    friction_fs: float = Field(100.0, gt=0, description="Langevin time constant.")
+    seed: int = Field(
+        12345, description="Of the independent quench (not the exploration's)."
+    )
+    rmax_A: float = Field(6.0, gt=0, le=20)
+    nbins: int = Field(200, ge=20)
+    test_subsets: list[str] = Field(
+        default_factory=lambda: ["amorphous", "quench"],
+        description="report.test_data frames whose info['subset'] contains one of "
+        "these get a g(r) curve each (per subset).",
+    )
+    dft_max_K: float | None = Field(
+        None,
+        gt=0,
+        description="Only the run's quench frames whose ramp target temperature is "
+        "at most this; default: all quench frames.",
+    )
+
+
 class ReportConfig(_Model):
     """``pfd report``: errors, learning curve and physics, per model, vs DFT."""
 
@@ -162,3 +207,4 @@ class ReportConfig(_Model):
     surfaces: SurfaceReportConfig = SurfaceReportConfig()
     diffusion: DiffusionReportConfig = DiffusionReportConfig()
     speed: SpeedReportConfig = SpeedReportConfig()
+    rdf: RDFReportConfig = RDFReportConfig()

@@ -16,7 +16,7 @@ from pfd.db import write_json_atomic
 from pfd.errors import PFDError
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
-from pfd.report import defects, sections
+from pfd.report import amorphous, defects, sections
 from pfd.report.cache import Section, atoms_digest, file_digest
 from pfd.report.defects import Later
 from pfd.report.dft import DFTJobs, dft_labeller
@@ -141,6 +141,7 @@ def _add_sections(
          lambda: sections.diffusion_section(models, structures, diff, temps, out)),
         ("speed", speed.enabled, [speed.model_dump(), threads],
          lambda: sections.speed_section(models, structures, speed, threads, out)),
+        *amorphous.plan_entry(config, models, inputs, frames, out),
     ]  # fmt: skip
     book.numbers["learning_curve"] = sections.learning_curve(state, config, out)
     for name, enabled, key, compute in plan:

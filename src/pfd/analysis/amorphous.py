@@ -1,0 +1,221 @@
+"""Amorphous structure: melt-quench MD and the first coordination shell of g(r).
+
+:func:`melt_quench` holds a cell at ``melt_K`` (it melts), cools it linearly to
+``final_K`` at ``quench_K_per_ps`` and anneals it there: every stage is one
+continuous Langevin trajectory, sampled every ``sample_every`` steps.
+:func:`rdf_of` is ASE's g(r) (:func:`pfd.analysis.diffusion.rdf`) on
+repetitions of each frame big enough for ``rmax`` (a periodic cell's g(r) is
+that of its repetition). :func:`first_shell` finds the first peak and the
+first minimum after it, and the coordination number
+n = 4 pi rho int_0^r_min g(r) r^2 dr (summed over ASE's bins).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from ase import Atoms, units
+
+from pfd.analysis._common import CalculatorSource, as_calculator, min_height
+from pfd.analysis.diffusion import RDF, rdf
+from pfd.structures import too_close
+
+MIN_DISTANCE_FACTOR = 0.6  # of the covalent-radius sum: closer is a broken MD
+
+
+@dataclass(frozen=True)
+class QuenchProtocol:
+    """Melt at ``melt_K``, cool linearly to ``final_K``, anneal there."""
+
+    melt_K: float
+    final_K: float = 300.0
+    melt_steps: int = 200
+    quench_K_per_ps: float = 2000.0
+    anneal_steps: int = 200
+    sample_every: int = 10
+    timestep_fs: float = 2.0
+    friction_fs: float = 100.0
+
+    @property
+    def quench_steps(self) -> int:
+        """Steps of the linear cooling from ``melt_K`` to ``final_K``."""
+        ps = max(self.melt_K - self.final_K, 0.0) / self.quench_K_per_ps
+        return max(1, round(ps * 1000 / self.timestep_fs))
+
+    @property
+    def total_steps(self) -> int:
+        return self.melt_steps + self.quench_steps + self.anneal_steps
+
+    def target_temperature(self, step: int) -> float:
+        """The thermostat's temperature at ``step`` (1-based)."""
+        into = step - self.melt_steps
+        if into <= 0:
+            return self.melt_K
+        if into >= self.quench_steps:
+            return self.final_K
+        frac = into / self.quench_steps
+        return self.melt_K + frac * (self.final_K - self.melt_K)
+
+    def stage(self, step: int) -> str:
+        if step <= self.melt_steps:
+            return "melt"
+        return "quench" if step <= self.melt_steps + self.quench_steps else "anneal"
+
+
+@dataclass
+class Quench:
+    """Sampled frames of one melt-quench (``info['stage']``, ``target_K``)."""
+
+    frames: list[Atoms] = field(default_factory=list)
+    steps_done: int = 0
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    def stage(self, name: str) -> list[Atoms]:
+        return [a for a in self.frames if a.info["stage"] == name]
+
+
+def melt_quench(
+    atoms: Atoms, model: CalculatorSource, protocol: QuenchProtocol, seed: int = 0
+) -> Quench:
+    """One melt-quench-anneal trajectory of ``atoms`` (ASE's LangevinBAOAB, NVT).
+
+    Stops at the first sampled frame with too-close atoms or a failed model
+    call, keeping the frames before it (``stopped`` says why).
+    """
+    from ase.md.langevinbaoab import LangevinBAOAB
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    rng = np.random.default_rng(seed)
+    system = atoms.copy()
+    system.calc = as_calculator(model)
+    thermalize_momenta(system, temperature_K=protocol.melt_K, rng=rng)
+    Stationary(system)
+    dyn = LangevinBAOAB(
+        system,
+        timestep=protocol.timestep_fs * units.fs,
+        temperature_K=protocol.melt_K,
+        T_tau=protocol.friction_fs * units.fs,
+        rng=rng,
+    )
+    out = Quench()
+    t0 = time.perf_counter()
+    every = protocol.sample_every
+    for start in range(0, protocol.total_steps, every):
+        step = min(start + every, protocol.total_steps)
+        dyn.set_temperature(temperature_K=protocol.target_temperature(start + 1))
+        try:
+            dyn.run(step - start)
+        except Exception as err:  # a model can fail on a broken geometry
+            out.stopped = f"step {step}: MD failed ({type(err).__name__}: {err})"
+            break
+        out.steps_done = step
+        if too_close(system, MIN_DISTANCE_FACTOR):
+            out.stopped = f"step {step}: atoms too close"
+            break
+        frame = system.copy()
+        frame.calc = None
+        frame.info.update(
+            stage=protocol.stage(step),
+            step=step,
+            target_K=protocol.target_temperature(step),
+            temperature_K=float(system.get_temperature()),
+        )
+        out.frames.append(frame)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def repeated_for(atoms: Atoms, rmax: float) -> Atoms:
+    """``atoms`` repeated until every periodic height exceeds ``2 rmax`` (ASE's
+    condition for g(r) up to ``rmax``)."""
+    cell = np.asarray(atoms.cell)
+    vol = abs(np.linalg.det(cell))
+    reps = []
+    for i in range(3):
+        h = vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+        reps.append(math.floor(2 * rmax / h) + 1 if atoms.pbc[i] else 1)
+    return atoms.repeat(reps) if max(reps) > 1 else atoms
+
+
+def rdf_of(frames: list[Atoms], rmax: float = 6.0, nbins: int = 200) -> RDF:
+    """g(r) averaged over ``frames`` (ASE's), cells repeated as ``rmax`` needs."""
+    if not frames:
+        raise ValueError("g(r) needs at least one frame")
+    return rdf([repeated_for(a, rmax) for a in frames], rmax, nbins)
+
+
+def number_density(frames: list[Atoms]) -> float:
+    """Mean atoms per Å³ of ``frames``."""
+    return float(np.mean([len(a) / a.get_volume() for a in frames]))
+
+
+@dataclass(frozen=True)
+class Shell:
+    """The first coordination shell of one g(r)."""
+
+    peak_A: float  # r of the first peak
+    peak_g: float  # its height
+    fwhm_A: float  # its full width at half maximum
+    minimum_A: float  # r of the first minimum after it
+    coordination: float  # neighbours within minimum_A
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def first_shell(curve: RDF, density: float, smooth_bins: int = 5) -> Shell:
+    """First peak, its width, the first minimum after it and the coordination.
+
+    On g(r) smoothed by a running mean of ``smooth_bins`` bins (so that noise
+    of a few frames is no peak or minimum): the peak is the first maximum at
+    least half as high as the highest, the minimum the lowest point between it
+    and the next maximum. The coordination integrates the unsmoothed g(r).
+    """
+    from scipy.signal import find_peaks
+
+    r, g = np.asarray(curve.r), np.asarray(curve.g)
+    smooth = np.convolve(g, np.ones(smooth_bins) / smooth_bins, mode="same")
+    top = smooth.max()
+    peak = int(find_peaks(np.r_[0.0, smooth, 0.0], height=0.5 * top)[0][0] - 1)
+    after = find_peaks(smooth[peak + 1 :], prominence=0.05 * top)[0]
+    stop = peak + 1 + int(after[0]) if len(after) else len(g) - 1
+    minimum = peak + int(np.argmin(smooth[peak : stop + 1]))
+    dr = r[1] - r[0]
+    shells = ((r + dr / 2) ** 3 - (r - dr / 2) ** 3)[:minimum]  # ASE's bin volumes
+    inside = float(np.sum(g[:minimum] * shells)) / 3
+    return Shell(
+        peak_A=float(r[peak]),
+        peak_g=float(smooth[peak]),
+        fwhm_A=_fwhm(r, smooth, peak),
+        minimum_A=float(r[minimum]),
+        coordination=4 * np.pi * density * inside,
+    )
+
+
+def _fwhm(r: np.ndarray, g: np.ndarray, peak: int) -> float:
+    """Full width at half maximum of the peak at index ``peak`` (bin resolution)."""
+    half = g[peak] / 2
+    lo = peak
+    while lo > 0 and g[lo - 1] > half:
+        lo -= 1
+    hi = peak
+    while hi < len(g) - 1 and g[hi + 1] > half:
+        hi += 1
+    return float(r[hi] - r[lo] + (r[1] - r[0]))
+
+
+def structure_of(
+    frames: list[Atoms], rmax: float = 6.0, nbins: int = 200
+) -> tuple[RDF, Shell]:
+    """g(r) of ``frames`` and its first shell."""
+    curve = rdf_of(frames, rmax, nbins)
+    return curve, first_shell(curve, number_density(frames))
+
+
+def max_rmax(atoms: Atoms) -> float:
+    """Half the smallest periodic height: beyond it g(r) sees the cell's images."""
+    return 0.5 * min_height(atoms) if all(atoms.pbc) else math.inf

@@ -1,0 +1,245 @@
+"""Amorphous structure: melt-quench MD, g(r) and its first shell, the report's
+RDF section, and a loop whose exploration quenches (EMT Cu stand-ins)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.io import read
+
+from pfd.analysis.amorphous import (
+    QuenchProtocol,
+    melt_quench,
+    rdf_of,
+    structure_of,
+)
+from pfd.config import load_config
+from pfd.config.report import RDFReportConfig
+from pfd.db import RunDB
+from pfd.layout import RunLayout
+from pfd.loop import run_finetune
+from pfd.progress import Reporter
+from pfd.report import write_report
+from pfd.report.amorphous import (
+    amorphous_section,
+    dft_sets,
+    plan_entry,
+    quench_ramps,
+    ramp_target_temperature,
+)
+from pfd.report.models import Model
+from pfd.report.page import render
+from pfd.structures import read_inputs
+
+QUIET = Reporter(quiet=True)
+A_CU = 3.6
+NN_CU = A_CU / np.sqrt(2)  # fcc first neighbours
+CU32 = bulk("Cu", "fcc", A_CU, cubic=True).repeat(2)
+# EMT Cu melts near 1300 K; 2000 K melts a 32-atom cell within 0.2 ps
+QUENCH = QuenchProtocol(
+    melt_K=2000.0,
+    final_K=300.0,
+    melt_steps=150,
+    quench_K_per_ps=5000.0,
+    anneal_steps=100,
+    sample_every=10,
+)
+RAMPS = [
+    {"start_K": 2000, "stop_K": 2000, "steps": 12},
+    {"start_K": 2000, "stop_K": 300, "steps": 12},
+]
+
+
+@pytest.fixture(scope="module")
+def quenched():
+    return melt_quench(CU32, EMT(), QUENCH, seed=1)
+
+
+def test_crystal_has_a_sharp_first_peak_at_a_over_sqrt2_and_12_neighbours():
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        a = CU32.copy()
+        a.rattle(0.02, rng=rng)
+        frames.append(a)
+    _, shell = structure_of(frames, rmax=6.0, nbins=200)
+    assert shell.peak_A == pytest.approx(NN_CU, abs=0.03)  # bin width 0.03 Å
+    assert shell.coordination == pytest.approx(12, abs=0.1)
+    assert NN_CU < shell.minimum_A < A_CU  # between the first and second shell
+    assert shell.fwhm_A < 0.2  # 0.15: the 5-bin smoothing of a near-delta peak
+    assert shell.peak_g > 10
+
+
+def test_small_cell_rdf_equals_its_repetitions():
+    # a 4-atom cell is far smaller than 2 rmax: ASE's g(r) runs on a repetition
+    small = bulk("Cu", "fcc", A_CU, cubic=True)
+    small.rattle(0.05, seed=2)
+    g_small = rdf_of([small], rmax=6.0, nbins=100)
+    g_big = rdf_of([small.repeat(4)], rmax=6.0, nbins=100)
+    assert np.allclose(g_small.g, g_big.g, atol=1e-9)
+
+
+def test_quench_protocol_counts_steps_and_temperatures():
+    # 1700 K at 5000 K/ps: 0.34 ps, 170 steps of 2 fs
+    assert QUENCH.quench_steps == 170
+    assert QUENCH.total_steps == 150 + 170 + 100
+    assert QUENCH.target_temperature(150) == 2000
+    assert QUENCH.target_temperature(150 + 85) == pytest.approx(1150)
+    assert QUENCH.target_temperature(QUENCH.total_steps) == 300
+    assert QUENCH.stage(151) == "quench"
+    assert QUENCH.stage(QUENCH.total_steps) == "anneal"
+
+
+def test_quenched_melt_has_a_broad_first_peak_and_about_12_neighbours(quenched):
+    assert quenched.stopped is None
+    assert quenched.steps_done == QUENCH.total_steps
+    melt, anneal = quenched.stage("melt"), quenched.stage("anneal")
+    assert len(anneal) == 10
+    assert all(a.info["target_K"] == 300 for a in anneal)
+    _, liquid = structure_of(melt[5:], rmax=6.0)
+    _, glass = structure_of(anneal, rmax=6.0)
+    # a liquid: low, broad first peak, no empty gap before the second shell
+    assert liquid.peak_g < 4
+    assert liquid.fwhm_A > 0.3
+    assert 10 < liquid.coordination < 14
+    # quenched to 300 K: sharper than the liquid, broader than the rattled crystal
+    assert liquid.peak_g < glass.peak_g
+    assert glass.fwhm_A > 0.2
+    assert 11 <= glass.coordination <= 13
+    assert glass.peak_A == pytest.approx(NN_CU, abs=0.1)
+
+
+def test_ramp_target_of_a_frame_source():
+    from pfd.config import RampConfig
+
+    ramps = [RampConfig(start_K=2000, stop_K=300, steps=100)]
+    assert ramp_target_temperature("s0 2000->300K NVT step 50", ramps) == pytest.approx(
+        1150
+    )
+    assert ramp_target_temperature("s0 melt 2000->300K NVT step 100", ramps) == 300
+    assert ramp_target_temperature("s0 2000K NVT step 50", ramps) is None  # a hold
+    assert ramp_target_temperature("s0 300->900K NVT step 50", ramps) is None  # heating
+    assert ramp_target_temperature("si perturbed #0", ramps) is None
+
+
+def _labelled(frames, subset: str):
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.calc = EMT()
+        b.get_forces()
+        b.info["subset"] = subset
+        out.append(b)
+    return out
+
+
+def test_section_renders_three_curves_with_shells_and_errors(
+    quenched, tmp_path: Path, make_config
+):
+    teacher = Model("teacher", tmp_path / "t.json", EMT)
+    student = Model("student", tmp_path / "s.json", lambda: EMT(asap_cutoff=True))
+    frames = {
+        "dft_test": _labelled(quenched.stage("anneal")[::3], "amorphous-300K")
+        + _labelled(quenched.stage("melt")[-2:], "liquid-2000K")
+    }
+    settings = RDFReportConfig(melt_steps=40, anneal_steps=30, quench_K_per_ps=2e4)
+    dft = dft_sets(frames, [], settings)
+    assert list(dft) == ["DFT test: amorphous-300K"]  # not the liquid subset
+    # 2000 K in 50 steps; anneal frames at steps 100, 110, 120
+    quick = QuenchProtocol(melt_K=2300, melt_steps=40, quench_K_per_ps=2e4,
+                           anneal_steps=30)  # fmt: skip
+    numbers = amorphous_section(
+        [teacher, student], CU32, dft, settings, quick, tmp_path
+    )
+    curves = numbers["curves"]
+    assert set(curves) == {"DFT test: amorphous-300K", "teacher", "student",
+                           "crystal (input)"}  # fmt: skip
+    assert curves["teacher"]["frames"] == 3
+    assert curves["crystal (input)"]["shell"]["coordination"] == pytest.approx(12)
+    errors = curves["DFT test: amorphous-300K"]["errors"]
+    assert errors["teacher"]["force_rmse_eV_A"] == pytest.approx(0, abs=1e-9)
+    assert errors["student"]["force_rmse_eV_A"] > 1e-3  # another EMT cutoff
+    assert (tmp_path / "rdf_amorphous.png").stat().st_size > 10_000
+    cfg = load_config(make_config())
+    page = render({"models": {}, "learning_curve": {"rows": []}, "seconds": {},
+                   "reused": [], "rdf": json.loads(json.dumps(numbers))},
+                  cfg, tmp_path)  # fmt: skip
+    assert "Amorphous structure" in page
+    assert "DFT test: amorphous-300K" in page
+    assert '<img src="rdf_amorphous.png"' in page
+    assert "cooling at 2e+04 K/ps" in page
+
+
+def test_section_is_planned_only_for_quenching_runs(make_config):
+    def entries(overrides):
+        cfg = load_config(make_config(overrides))
+        inputs = read_inputs(cfg.structures)
+        return plan_entry(cfg, [], inputs, {}, Path())
+
+    assert entries({}) == []  # no ramps
+    assert entries({"explore": {"ramps": [RAMPS[0]]}}) == []  # a hold, no quench
+    assert [e[0] for e in entries({"explore": {"ramps": RAMPS}})] == ["rdf"]
+    asked = {"report": {"rdf": {"enabled": True, "melt_K": 2000}}}
+    assert [e[0] for e in entries(asked)] == ["rdf"]
+    melt = {"structures": [{"path": "cu.extxyz", "variants": {"melt": True}}]}
+    cfg = load_config(make_config(melt))
+    assert [r.stop_K for r in quench_ramps(cfg, read_inputs(cfg.structures))] == [300]
+
+
+@pytest.mark.slow  # 6 min on a busy 2-core machine: SevenNet MD, training, report
+def test_quench_loop_selects_ramp_frames_and_reports_their_rdf(make_config):
+    """The real SevenNet-0 fine-tuned for an epoch, exploring by ramps only."""
+    cfg = load_config(
+        make_config(
+            {
+                "model": {"threads": 1},
+                "explore": {
+                    "temperatures_K": [],
+                    "ramps": RAMPS,
+                    "workers": 1,
+                    "sample_every": 3,
+                },
+                "report": {
+                    "enabled": True,
+                    **{
+                        k: {"enabled": False}
+                        for k in ("eos", "phonons", "vacancy", "surfaces")
+                    },
+                    "diffusion": {"enabled": False},
+                    "speed": {"enabled": False},
+                    "rdf": {
+                        "melt_steps": 10,
+                        "quench_K_per_ps": 42500,  # 20 steps
+                        "anneal_steps": 10,
+                        "sample_every": 5,
+                    },
+                },
+            }
+        )
+    )
+    state = run_finetune(cfg, QUIET)
+    assert state.finished
+    layout = RunLayout(cfg.run_dir)
+    candidates = read(layout.iteration(1) / "candidates.extxyz", ":")
+    conditions = {a.info["condition"] for a in candidates}
+    assert conditions == {"s0 2000K NVT", "s0 2000->300K NVT"}
+    selected = [
+        r.source for r in RunDB(layout.db).rows() if r.iteration == 1
+    ]  # fmt: skip
+    assert len(selected) == 2
+    assert all(re.match(r"s0 2000(->300)?K NVT step \d+", s) for s in selected)
+    page = write_report(cfg, QUIET).read_text()
+    numbers = json.loads((layout.report / "report.json").read_text())
+    curves = numbers["rdf"]["curves"]
+    assert "teacher" in curves
+    assert curves["teacher"]["frames"] == 2  # steps 35 and 40 of 40
+    quench_frames = sum("->300K" in s for s in selected)
+    if quench_frames:
+        assert curves["DFT: run's quench frames"]["frames"] == quench_frames
+    assert "Amorphous structure" in page
