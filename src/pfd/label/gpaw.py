@@ -1,4 +1,11 @@
-"""GPAW labeller: plane-wave DFT from PyPI, with a preset every keyword can override."""
+"""GPAW labeller: plane-wave DFT from PyPI, with a preset every keyword can override.
+
+A molecule (``pbc`` all False) is computed with ``pbc=False`` in a box
+(:func:`pfd.label.results.in_box`: its own cell when that leaves >= 4 Å of
+vacuum on every side, else a new one with 6 Å): GPAW's PW mode then uses the
+Γ point only and real wave functions; the neutral molecule's periodic images
+sit >= 8 Å apart. Forces and energy are returned on the frame as it was.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from ase import Atoms
 from pfd.config import LabelerConfig, deep_merge
 from pfd.errors import LabelError, PFDError
 from pfd.label.ase_calc import keyword_error, unknown_keywords
-from pfd.label.results import single_point
+from pfd.label.results import BOX_VACUUM_A, single_point
 
 #: PW 350 eV, PBE, Monkhorst-Pack k-point density 2.0 per Å⁻¹, Fermi-Dirac 0.05 eV.
 PRESET: dict[str, Any] = {
@@ -76,6 +83,6 @@ class GPAWLabeler:
 
         calc = GPAW(**self.parameters, txt=str(Path(workdir) / "gpaw.txt"))
         try:
-            return single_point(atoms, calc)
+            return single_point(atoms, calc, box_vacuum_A=BOX_VACUUM_A)
         except KohnShamConvergenceError as err:
             raise LabelError(f"GPAW SCF did not converge: {err}") from err

@@ -31,7 +31,7 @@ from ase.io import write
 from pfd._proc import run_logged
 from pfd.config import FineTuneConfig
 from pfd.errors import PFDError
-from pfd.models import EpochCallback, TrainingJob, check_covered
+from pfd.models import EpochCallback, TrainingJob, check_covered, has_stress
 
 #: Names of checkpoints that ship inside the sevenn wheel (nothing is downloaded).
 SHIPPED = {
@@ -172,7 +172,9 @@ class SevenNetBackend:
         model, train, valid, workdir, cfg, seed = job.prepared()
         # sevenn collates every frame's info into one batch: the same keys (none)
         write(workdir / "train.extxyz", _bare(train))
-        stress = all(all(a.pbc) for a in [*train, *valid, *job.replay])
+        # stress only if every frame has one: with a molecule (not periodic) in
+        # the set, energies and forces only (is_train_stress false, weight 0)
+        stress = all(has_stress(a) for a in [*train, *valid, *job.replay])
         with warnings.catch_warnings():  # "checkpoint version too old" for 7net-0
             warnings.simplefilter("ignore", UserWarning)
             spec = SevenNetCheckpoint(str(model)).yaml_dict("continue")
