@@ -69,6 +69,7 @@ def pick(frames: list[Atoms], args: argparse.Namespace) -> list[Atoms]:
     chosen = [(liquid, a) for a in melt[-args.liquid :]] if args.liquid else []
     for temp in args.quench_K:
         near = sorted(stage["quench"], key=lambda a: abs(a.info["target_K"] - temp))
+        near = [a for a in near if all(a is not b for _, b in chosen)]  # once each
         chosen += [(f"quench-{temp:.0f}K", a) for a in near[: args.per_quench_K]]
     anneal = stage["anneal"]
     if anneal and args.amorphous:
