@@ -1,7 +1,9 @@
 """The loop's test and stop rule: the model's error on DFT frames it never saw.
 
 Each iteration's model is scored on the frames labelled for that iteration
-*before* it trains on them; below both thresholds the loop stops.
+*before* it trains on them; below both thresholds the loop stops. In a run of
+several structures (materials), every material with new frames must be below
+them too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ase import Atoms
 
 from pfd.analysis.errors import Prediction, errors_of, predict
 from pfd.db import FAILED, LABELLED
+from pfd.materials import material_of, structure_names
 from pfd.state import IterationRecord
 from pfd.structures import cell_key
 
@@ -31,12 +34,16 @@ def test_iteration(
     n_train = len(ctx.db.labelled(max_iteration=iteration - 1))
     f_rmse = e_rmse = s_rmse = None  # nothing new: exploration found nothing unfamiliar
     per_variant: dict[str, dict[str, Any]] = {}
+    per_material: dict[str, dict[str, Any]] = {}
     if new:
         predictions = predict(new, ctx.backend.calculator(model))
         errs = errors_of(predictions)
         f_rmse, e_rmse = errs.force_rmse_eV_A, errs.energy_rmse_eV_atom
         s_rmse = errs.stress_rmse_GPa
         per_variant = errors_per_variant(new, predictions)
+        if len(ctx.structures) > 1:
+            names = structure_names(ctx.structures)
+            per_material = errors_per_material(new, predictions, names)
     record = IterationRecord(
         iteration=iteration,
         n_train=n_train,
@@ -50,6 +57,7 @@ def test_iteration(
         md_stops=stops,
         seconds=times,
         variants=per_variant,
+        materials=per_material,
     )
     record.converged = converged = meets_targets(record, conv)
     ctx.state.record(record)
@@ -61,7 +69,7 @@ def test_iteration(
         f"{conv.energy_rmse_eV_atom * 1000:g}) -> "
         f"{'converged' if converged else 'not converged'}"
     )
-    for line in variant_lines(per_variant):
+    for line in variant_lines(per_variant) + material_lines(per_material, conv):
         ctx.report.info(f"  {line}")
     return record
 
@@ -76,6 +84,23 @@ def errors_per_variant(
         if "variant" in atoms.info:
             structure, variant = cell_key(atoms)
             groups.setdefault(f"s{structure} {variant}", []).append(prediction)
+    return _summaries(groups)
+
+
+def errors_per_material(
+    frames: list[Atoms], predictions: list[Prediction], names: dict[int, str]
+) -> dict[str, dict[str, Any]]:
+    """Errors of the frames of each input structure (material), by its name
+    (see :func:`pfd.materials.material_of`); variants count with their structure."""
+    groups: dict[str, list[Prediction]] = {}
+    for atoms, prediction in zip(frames, predictions, strict=True):
+        material = material_of(atoms, names)
+        if material is not None:
+            groups.setdefault(material, []).append(prediction)
+    return _summaries(groups)
+
+
+def _summaries(groups: dict[str, list[Prediction]]) -> dict[str, dict[str, Any]]:
     out = {}
     for key, group in sorted(groups.items()):
         errs = errors_of(group)
@@ -97,15 +122,42 @@ def variant_lines(per_variant: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
+def material_lines(
+    per_material: dict[str, dict[str, Any]], conv: ConvergenceConfig | None = None
+) -> list[str]:
+    """One line per material: its new frames, their errors and (with ``conv``)
+    whether they meet the targets."""
+    lines = variant_lines({f"material {k}": e for k, e in per_material.items()})
+    if conv is None:
+        return lines
+    return [
+        f"{line} -> {'meets' if _meets(e, conv) else 'misses'} the targets"
+        for line, e in zip(lines, per_material.values(), strict=True)
+    ]
+
+
 def meets_targets(record: IterationRecord, conv: ConvergenceConfig) -> bool:
-    """Whether a recorded iteration meets the (current) convergence thresholds."""
+    """Whether a recorded iteration meets the (current) convergence thresholds:
+    overall and, in a run of several materials, every material with new frames
+    (from the errors the record keeps, so a resumed run decides the same way)."""
     if record.n_new == 0:
         return True
+    overall = {
+        "force_rmse_eV_A": record.force_rmse_eV_A,
+        "energy_rmse_eV_atom": record.energy_rmse_eV_atom,
+    }
+    return _meets(overall, conv) and all(
+        _meets(e, conv) for e in record.materials.values()
+    )
+
+
+def _meets(errors: dict[str, Any], conv: ConvergenceConfig) -> bool:
+    force, energy = errors.get("force_rmse_eV_A"), errors.get("energy_rmse_eV_atom")
     return (
-        record.force_rmse_eV_A is not None
-        and record.energy_rmse_eV_atom is not None
-        and record.force_rmse_eV_A < conv.force_rmse_eV_A
-        and record.energy_rmse_eV_atom < conv.energy_rmse_eV_atom
+        force is not None
+        and energy is not None
+        and force < conv.force_rmse_eV_A
+        and energy < conv.energy_rmse_eV_atom
     )
 
 

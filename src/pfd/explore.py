@@ -20,6 +20,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from pfd.config import ExploreConfig, GuardConfig, RampConfig
 from pfd.execute import Executor, given_or_local
+from pfd.materials import Conditions, conditions, structure_names
 from pfd.structures import cell_key, perturb, too_close
 
 
@@ -60,22 +61,26 @@ class Trajectory:
 def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTask]:
     """All trajectories of one exploration: each structure at each (T, P) and ramp.
 
-    Non-periodic structures run NVT only; ramps run NVT. Structure variants
+    Each structure runs its own conditions (``cfg.per_structure`` by its
+    ``info['name']``, else ``cfg``'s; its variants inherit them). Non-periodic
+    structures run NVT only; ramps run NVT. Structure variants
     (:mod:`pfd.variants`) run the same grid, except a cell with
     ``info['fixed_cell']`` (a slab: NVT at each temperature, no ramps) and one
     with ``info['ramps']`` (the melt: those ramps instead of the grid).
     """
     tasks: list[MDTask] = []
     rng = np.random.default_rng(seed)
+    names = structure_names(structures)
     for atoms in structures:
         index, variant = cell_key(atoms)
+        own = conditions(cfg, names.get(index))
         melt = "ramps" in atoms.info
         fixed = bool(atoms.info.get("fixed_cell"))
         periodic = bool(all(atoms.pbc)) and not fixed
-        pressures = cfg.pressures_bar if periodic else [None]
+        pressures = own.pressures_bar if periodic else [None]
         pressures = list(dict.fromkeys(pressures))  # drop duplicates (e.g. NVT)
-        grid = [(t, t, p, cfg.steps) for t in cfg.temperatures_K for p in pressures]
-        ramps = [(r.start_K, r.stop_K, None, r.steps) for r in _ramps(atoms, cfg)]
+        grid = [(t, t, p, own.steps) for t in own.temperatures_K for p in pressures]
+        ramps = [(r.start_K, r.stop_K, None, r.steps) for r in _ramps(atoms, own)]
         tasks.extend(
             MDTask(index, start, stop, p, steps, int(rng.integers(2**31)), variant)
             for start, stop, p, steps in ([] if melt else grid) + ramps
@@ -83,11 +88,12 @@ def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTa
     return tasks
 
 
-def _ramps(atoms: Atoms, cfg: ExploreConfig) -> list[RampConfig]:
-    """A cell's ramps: the melt variant's own; none for a slab; else the config's."""
+def _ramps(atoms: Atoms, own: Conditions) -> list[RampConfig]:
+    """A cell's ramps: the melt variant's own; none for a slab; else its
+    structure's."""
     if "ramps" in atoms.info:
         return [RampConfig.model_validate(r) for r in atoms.info["ramps"]]
-    return [] if atoms.info.get("fixed_cell") else cfg.ramps
+    return [] if atoms.info.get("fixed_cell") else own.ramps
 
 
 def run_md(

@@ -37,6 +37,7 @@ from pfd.explore import explore
 from pfd.label import Labeler, make_labeler
 from pfd.label.runner import label_frames
 from pfd.layout import RunLayout
+from pfd.materials import check_materials
 from pfd.models import (
     CalculatorFactory,
     ForceFieldBackend,
@@ -80,6 +81,7 @@ def setup(config: RunConfig, report: Reporter) -> Context:
     inputs = read_inputs(config.structures)
     structures = [atoms for atoms, _ in inputs]
     added = check_requests(inputs)  # variants that cannot be made: before any write
+    check_materials(config.explore, inputs)  # names, per_structure, NPT of molecules
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     symbols |= added
     backend = make_backend(config.model)

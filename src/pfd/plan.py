@@ -77,6 +77,7 @@ class Plan:
     timing: FrameTiming | None = None
     model_note: str = ""
     cells: list[Atoms] = field(default_factory=list)  # with variants: all explored
+    conditions: list[str] = field(default_factory=list)  # MD per structure
 
 
 def kpoint_count(config: RunConfig, atoms: Atoms) -> int:
@@ -104,6 +105,7 @@ def check_all(
     """Every check without DFT: (what was checked, structures, their variants
     (:func:`planned_variants`), labeller, model file)."""
     from pfd.label import make_labeler
+    from pfd.materials import check_materials
     from pfd.models import make_backend
     from pfd.plan_variants import planned_variants
     from pfd.structures import read_inputs
@@ -119,6 +121,7 @@ def check_all(
             f"{len(atoms)} atoms, {kind}"
         )
     added = check_requests(inputs)  # elements of interstitials
+    check_materials(config.explore, inputs)
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     symbols |= added
     elements = ", ".join(sorted(symbols))
@@ -174,9 +177,8 @@ def dft_phases(
 ) -> list[Phase]:
     """The DFT jobs of each phase: initial set, each iteration, the report's.
 
-    Without variants an iteration's jobs are counted at the largest structure;
-    with them, one per explored cell in turn (as selection goes round them),
-    largest first.
+    An iteration's jobs are one per explored cell (structure or variant) in
+    turn, as selection goes round them, largest first.
     """
     per = config.initial.frames_per_structure
     initial = [a for a in structures for _ in range(per)]
@@ -184,7 +186,7 @@ def dft_phases(
     phases = [Phase("initial", tuple(len(a) for a in initial), tuple(initial))]
     n = config.select.max_per_iteration
     cells = sorted([*structures, *variants], key=len, reverse=True)
-    each = [cells[k % len(cells)] if variants else cells[0] for k in range(n)]
+    each = [cells[k % len(cells)] for k in range(n)]
     phases.append(
         Phase(
             "each iteration",
@@ -209,12 +211,17 @@ def _report_phases(config: RunConfig, structures: list[Atoms]) -> list[Phase]:
     if rep.phonons.enabled and rep.phonons.dft and crystals:
         jobs = [cell for a in crystals for cell in _phonon_cells(a, config)]
         phases.append(Phase("report: phonons", tuple(map(len, jobs)), tuple(jobs)))
-    if rep.vacancy.enabled and rep.vacancy.dft:
+    if rep.vacancy.enabled and rep.vacancy.dft and crystals:
         from pfd.analysis.vacancy import vacancy_supercell
 
         cells = [c for a in crystals if (c := vacancy_supercell(a, rep.vacancy))]
         jobs = [x for c in cells for x in (c, c[1:])]
         phases.append(Phase("report: vacancy", tuple(map(len, jobs)), tuple(jobs)))
+    vib = rep.vibrations  # 6N single points per molecule (pfd.report.molecules)
+    jobs = [a for a in structures if not any(a.pbc) and vib.wants_dft(len(a))]
+    jobs = [a for a in jobs for _ in range(6 * len(a))]
+    if vib.enabled and jobs:
+        phases.append(Phase("report: vibrations", tuple(map(len, jobs)), tuple(jobs)))
     return phases
 
 
@@ -320,6 +327,7 @@ def dry_run(
     config: RunConfig, *, time_dft: bool = True, time_model: bool = True
 ) -> Plan:
     """Check the run, count its DFT jobs and (``time_dft``) time one frame."""
+    from pfd.materials import condition_lines
     from pfd.structures import exploration_cells
 
     checks, structures, variants, labeler, foundation = check_all(config)
@@ -330,6 +338,7 @@ def dry_run(
         workers=dft_workers(config),
         iterations=config.convergence.max_iterations,
         cells=cells if variants else [],
+        conditions=condition_lines(config.explore, structures),
     )
     if time_dft:
         plan.timing = time_one_frame(config, labeler, structures[0])
@@ -368,6 +377,7 @@ def format_plan(plan: Plan, config: RunConfig) -> list[str]:
         f"{n_init + 2 * n_iter + n_report} if converged after 2 iterations"
     )
     lines += cell_lines(plan, config)
+    lines += plan.conditions
     lines += _estimate_lines(plan, config)
     if plan.model_note:
         lines.append(plan.model_note)

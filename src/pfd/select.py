@@ -11,6 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from pfd.config import GuardConfig, SelectConfig
+from pfd.materials import structure_index
 from pfd.structures import cell_angles_ok, cell_key, min_distance, too_close
 
 
@@ -58,12 +59,13 @@ def select_frames(
     With ``cfg.stratify`` the picks go round the MD conditions (one per
     condition per round, the most novel first), so that every temperature and
     pressure the user asked for is labelled and tested, not only the hottest.
-    Frames of a run with structure variants go round the variants first: each
-    variant gets a frame before any gets a second condition.
+    Above the conditions, they go round the input structures (materials), then
+    each structure's variants: each material gets a frame before any gets a
+    second, each variant before any gets a second condition.
     """
     if len(candidates) <= cfg.max_per_iteration:
         return list(candidates)
-    strata = [_stratum(a) if cfg.stratify else (None, "") for a in candidates]
+    strata = [_stratum(a) if cfg.stratify else (None, None, "") for a in candidates]
     if cfg.method == "random":
         scores = None
     else:
@@ -71,14 +73,14 @@ def select_frames(
     chosen: list[int] = []
     remaining = list(range(len(candidates)))
     used: set[tuple] = set()  # strata of this round over the conditions
-    visited: set[object] = set()  # variants of this round over the variants
+    visited: list[set[object]] = [set(), set()]  # this round's structures, variants
+    structures, variants = [s[0] for s in strata], [s[1] for s in strata]
     while remaining and len(chosen) < cfg.max_per_iteration:
-        if not any(strata[i] not in used for i in remaining):
-            used.clear()  # a new round over the conditions
-        pool = [i for i in remaining if strata[i] not in used]
-        if not any(strata[i][0] not in visited for i in pool):
-            visited.clear()  # a new round over the variants
-        pool = [i for i in pool if strata[i][0] not in visited]
+        pool = _round(remaining, structures, visited[0])
+        if not any(strata[i] not in used for i in pool):
+            used -= {strata[i] for i in pool}  # a new round over their conditions
+        pool = [i for i in pool if strata[i] not in used]
+        pool = _round(pool, variants, visited[1])
         if scores is None:
             best = int(rng.choice(pool))
         else:
@@ -88,14 +90,24 @@ def select_frames(
         chosen.append(best)
         remaining.remove(best)
         used.add(strata[best])
-        visited.add(strata[best][0])
+        for level, seen in enumerate(visited):
+            seen.add(strata[best][level])
     return [candidates[i] for i in sorted(chosen)]
 
 
-def _stratum(atoms: Atoms) -> tuple[object, str]:
-    """(variant, condition) of a frame; variant None in a run without variants."""
+def _round(pool: list[int], keys: list[object], seen: set[object]) -> list[int]:
+    """The frames of ``pool`` whose key this round has not visited (a new round
+    when every key of the pool has been)."""
+    if not any(keys[i] not in seen for i in pool):
+        seen.clear()
+    return [i for i in pool if keys[i] not in seen]
+
+
+def _stratum(atoms: Atoms) -> tuple[object, object, str]:
+    """(structure, variant, condition) of a frame; variant None in a run without
+    variants."""
     variant = cell_key(atoms) if "variant" in atoms.info else None
-    return variant, condition_of(atoms)
+    return structure_index(atoms), variant, condition_of(atoms)
 
 
 class _NoveltyScorer:

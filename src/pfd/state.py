@@ -44,6 +44,9 @@ class IterationRecord:
     #: a run with structure variants: the new frames' errors per variant
     #: (``'s0 slab-111'``: n_frames, force, energy and stress RMSE)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a run of several structures: the new frames' errors per material (by
+    #: structure name, variants included); the stop rule reads them back
+    materials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

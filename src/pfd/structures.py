@@ -23,7 +23,8 @@ def read_structures(configs: list[StructureConfig]) -> list[Atoms]:
     """Read every input structure, apply supercells, and check them.
 
     Each returned ``Atoms`` carries ``info['structure']`` (its index) and
-    ``info['name']`` (file stem, with the frame index when a file has several).
+    ``info['name']`` (``name`` or the file stem, with the frame index when a file
+    has several).
     """
     return [atoms for atoms, _ in read_inputs(configs)]
 
@@ -53,7 +54,7 @@ def read_inputs(configs: list[StructureConfig]) -> list[tuple[Atoms, StructureCo
             atoms.calc = None
             if any(atoms.pbc):
                 atoms = atoms.repeat(cfg.supercell)
-            name = cfg.path.stem + (f"[{k}]" if len(images) > 1 else "")
+            name = (cfg.name or cfg.path.stem) + (f"[{k}]" if len(images) > 1 else "")
             check_structure(atoms, name)
             atoms.info = {"structure": len(out), "name": name}
             out.append((atoms, cfg))

@@ -73,6 +73,7 @@ def md_settings(cfg: DistillConfig, explore: ExploreConfig) -> ExploreConfig:
             "ramps": explore.ramps,
             "steps": cfg.steps,
             "sample_every": cfg.sample_every,
+            "per_structure": {},  # the loop's own conditions, not the student's
         }
     )
 

@@ -369,3 +369,58 @@ def test_corrupt_run_file_is_named_with_the_way_out(
         assert CliRunner().invoke(app, ["recover", str(run)]).exit_code == 0
         again = CliRunner().invoke(app, commands[0] + ["-q"])
         assert again.exit_code == 0, again.output
+
+
+# --- several materials (issue 20): names, explore.per_structure --------------------
+
+MATERIAL_CASES = {
+    "per_structure names no structure": (
+        _yaml({"explore": {"per_structure": {"Au": {"steps": 5}}}}),
+        "explore.per_structure names 'Au', which is no structure; the structures "
+        "are: cu",
+    ),
+    "NPT for a structure without a cell": (
+        _yaml(
+            {
+                "structures": [{"path": "cu.extxyz"}, {"path": "dimer.xyz"}],
+                "explore": {"per_structure": {"dimer": {"pressures_bar": [1000]}}},
+            }
+        ),
+        "structure 'dimer' is not periodic: NPT needs a cell; use pressures_bar: "
+        "[null] in explore.per_structure.dimer",
+    ),
+    "NPT in a run without a crystal": (
+        _yaml({"structures": [{"path": "dimer.xyz"}]}),  # explore: [null, 1000]
+        "structure 'dimer' is not periodic: NPT needs a cell; use pressures_bar: "
+        "[null] in explore",
+    ),
+    "two structures of one name": (
+        _yaml(
+            {"structures": [{"path": "cu.extxyz"}, {"path": "si.extxyz", "name": "cu"}]}
+        ),
+        "two structures are named 'cu' (cu.extxyz, si.extxyz); give each a distinct "
+        "structures[].name",
+    ),
+    "empty name": (
+        _yaml({"structures": [{"path": "cu.extxyz", "name": ""}]}),
+        "'structures.0.name'",
+    ),
+}
+
+
+@pytest.mark.parametrize("dry", [False, True])
+@pytest.mark.parametrize("case", list(MATERIAL_CASES))
+def test_bad_materials(workdir: Path, case: str, dry: bool):
+    text, expected = MATERIAL_CASES[case]
+    config = workdir / f"mat_{case.replace(' ', '_')}.yaml"
+    config.write_text(text)
+    before = _digest(workdir / "run")
+    args = ["run", "--dry-run", str(config)] if dry else ["run", str(config)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert expected in lines[0]
+    assert _digest(workdir / "run") == before  # checked before any work
+    assert not (workdir / "run" / ".dryrun").exists()

@@ -93,12 +93,23 @@ def evaluate(frames: list[Atoms], model: CalculatorSource) -> Errors:
 def evaluate_by_subset(
     frames: list[Atoms], model: CalculatorSource
 ) -> dict[str, Errors]:
-    """Errors overall (key ``all``) and per ``info['subset']`` when frames carry one."""
+    """Errors overall (key ``all``) and per group of frames: per ``info['subset']``
+    when frames carry one, else per material (``info['name']``, or ``s<index>``
+    of ``info['structure']``); frames of two or more materials are also grouped
+    per material beside their subsets."""
+    from pfd.materials import material_of
+
     predictions = predict(frames, model)
+    materials = [material_of(atoms) for atoms in frames]
+    several = len({m for m in materials if m is not None}) > 1
     groups: dict[str, list[Prediction]] = defaultdict(list)
-    for atoms, pred in zip(frames, predictions, strict=True):
+    by_material: dict[str, list[Prediction]] = defaultdict(list)
+    for atoms, material, pred in zip(frames, materials, predictions, strict=True):
         if "subset" in atoms.info:
             groups[str(atoms.info["subset"])].append(pred)
+        if material is not None and ("subset" not in atoms.info or several):
+            by_material[material].append(pred)
     result = {"all": errors_of(predictions)}
     result.update({k: errors_of(v) for k, v in sorted(groups.items())})
+    result.update({k: errors_of(v) for k, v in sorted(by_material.items())})
     return result

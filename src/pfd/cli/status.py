@@ -31,7 +31,7 @@ def command(
 
     from rich.console import Console
 
-    from pfd.convergence import variant_lines
+    from pfd.convergence import material_lines, variant_lines
     from pfd.db import open_db
     from pfd.errors import PFDError
     from pfd.layout import RunLayout
@@ -62,6 +62,9 @@ def command(
         )
         console.print(f"iteration {r.iteration}: {times}{stops}")
         for line in variant_lines(r.variants):
+            console.print(f"  {line}")
+    if state.iterations:  # the last iteration's errors per material
+        for line in material_lines(state.iterations[-1].materials):
             console.print(f"  {line}")
     final = (
         f"final model: {state.final_model}" if state.finished else "run not finished"

@@ -120,6 +120,12 @@ class StructureConfig(_Model):
     index: str = Field("-1", description="ase.io index: '-1' last frame, ':' all.")
     supercell: tuple[Multiple, Multiple, Multiple] = (1, 1, 1)
     format: str | None = Field(None, description="ase.io format, guessed if absent.")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="The structure's name (explore.per_structure, per-material "
+        "errors); default: the file stem. Names must be unique.",
+    )
     variants: VariantsConfig | None = Field(
         None,
         description="Variants of this structure explored like structures: "
@@ -385,6 +391,25 @@ class GuardConfig(_Model):
     )
 
 
+class StructureExploreConfig(_Model):
+    """One structure's own exploration conditions (``explore.per_structure``);
+    a key left out falls back to ``explore``'s."""
+
+    temperatures_K: list[float] | None = None
+    pressures_bar: list[Pressure | None] | None = Field(
+        None, description="None (null) means NVT; a number means NPT at that pressure."
+    )
+    ramps: list[RampConfig] | None = None
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _check(self) -> StructureExploreConfig:
+        check_temperatures("temperatures_K", self.temperatures_K or [])
+        if self.pressures_bar is not None and not self.pressures_bar:
+            raise ValueError("pressures_bar must not be empty; use [null] for NVT")
+        return self
+
+
 class ExploreConfig(_Model):
     """MD with the current model on perturbed copies of the structures."""
 
@@ -405,6 +430,12 @@ class ExploreConfig(_Model):
     displacement_A: float = Field(0.03, ge=0)
     strain: float = Field(0.02, ge=0)
     guards: GuardConfig = GuardConfig()
+    per_structure: dict[str, StructureExploreConfig] = Field(
+        default_factory=dict,
+        description="Conditions of single structures by name (file stem or "
+        "structures[].name): {Au: {temperatures_K: [300, 600], steps: 200}}; "
+        "their variants inherit them.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExploreConfig:
