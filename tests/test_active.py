@@ -73,7 +73,7 @@ def test_choose_fresh_most_deviating_and_random():
 
 def test_status_lines():
     rnd = {
-        "round": 1, "md_frames": 40, "retrained": True, "frames_added": 10,
+        "round": 1, "md_frames": 40, "retrained": True, "frames_picked": 10,
         "by_deviation": 8, "at_random": 2, "fresh_frames": 6,
         "deviation": {"median_eV_A": 0.05, "max_eV_A": 0.4},
         "fresh_force_rmse_before_eV_A": 0.25, "fresh_force_rmse_after_eV_A": 0.12,
@@ -90,7 +90,7 @@ def test_status_lines():
     assert lines[0].startswith("teacher-checked learning: 1 round(s), 10 teacher")
     assert "target F RMSE 0.150 eV/Å; stop: target reached" in lines[0]
     assert "40 student-MD frames" in lines[1]
-    assert "(8 most deviating, 2 random)" in lines[1]
+    assert "10 added (8 most deviating, 2 random)" in lines[1]
     assert "6 fresh frames 0.250 -> 0.120 eV/Å" in lines[1]
 
 

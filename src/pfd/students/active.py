@@ -188,7 +188,7 @@ def _round(r, state, cfg, explore_cfg, paths, target, seed, report, executor):
     rec |= {
         "deviation": _stats(dev),
         "deviation_of_added_min_eV_A": float(dev[top_i].min()) if len(top_i) else None,
-        "frames_added": len(new),
+        "frames_picked": len(new),
         "by_deviation": len(top_i),
         "at_random": len(rand_i),
         "fresh_frames": len(fresh),
@@ -369,7 +369,8 @@ def round_line(rec: dict[str, Any]) -> str:
         d = rec["deviation"]
         line += (
             f", max force deviation median {d['median_eV_A']:.3f}, max "
-            f"{d['max_eV_A']:.3f} eV/Å; {rec['frames_added']} added "
+            f"{d['max_eV_A']:.3f} eV/Å; {rec['frames_picked']} "
+            f"{'added' if rec['retrained'] else 'labelled, not added'} "
             f"({rec['by_deviation']} most deviating, {rec['at_random']} random); "
             f"F RMSE vs teacher on {rec['fresh_frames']} fresh frames "
             f"{rec['fresh_force_rmse_before_eV_A']:.3f}"
