@@ -92,5 +92,5 @@ def _plot(name: str, spectra: dict[str, list[float]], path: Path) -> None:
     ax.set_yticks(range(len(spectra)), list(spectra))
     ax.axvline(0.0, color="0.6", lw=0.8)
     ax.set_xlabel("harmonic frequency (cm⁻¹); imaginary < 0")
-    ax.set_title(f"vibrations of {name} (each model at its own minimum)")
+    ax.set_title(f"vibrations of {name}: models at their minimum, DFT at the teacher's")
     plots.save(fig, path)
