@@ -48,6 +48,7 @@ ms = 1000 * dt / int(steps) / len(atoms)
 print(json.dumps({"natoms": len(atoms), "ms_atom_step": ms, "peak_MiB": mib}))
 """
 
+
 def _env(threads: int) -> dict[str, str]:
     from pfd.students.lammps import thread_env
 

@@ -150,8 +150,8 @@ def test_copied_run_reuses_its_report_without_computing(
     assert result.exit_code == 0, result.output
     numbers = json.loads((copy / "report" / "report.json").read_text())
     assert sorted(numbers["reused"]) == sorted(numbers["seconds"])
-    # errors, eos, phonons, vacancy, surfaces, diffusion, speed
-    assert len(numbers["reused"]) == 7
+    # errors, errors_by_subset, eos, phonons, vacancy, surfaces, diffusion, speed
+    assert len(numbers["reused"]) == 8
     assert calls == []  # not one energy or force computed again
 
 
@@ -286,3 +286,33 @@ def test_a_dft_job_of_other_labeller_settings_is_run_again(tmp_path: Path):
     assert other(CU, "bulk").get_potential_energy() != pytest.approx(first, abs=1e-3)
     assert _calls(tmp_path) == 2
     assert (tmp_path / "dft" / "bulk.stale-1" / "output.extxyz").is_file()
+
+
+def test_errors_per_subset_and_material(tmp_path: Path):
+    """The page's per-subset table: one row per subset, one column per model."""
+    from pfd.report.sections import subset_errors_section
+
+    frames = []
+    for k, subset in enumerate(["hot", "hot", "strained"]):
+        a = CU.copy()
+        a.rattle(0.05, seed=k)
+        a.calc = EMT()
+        a.get_forces()
+        a.info["subset"] = subset
+        frames.append(a)
+    models = [Model("emt", tmp_path / "emt", EMT), Model("zero", tmp_path / "z", _Zero)]
+    found = subset_errors_section(models, {"dft_test": frames})["dft_test"]
+    assert set(found) == {"hot", "strained"}
+    assert found["hot"]["emt"]["n_frames"] == 2
+    assert found["hot"]["emt"]["force_rmse_eV_A"] == pytest.approx(0, abs=1e-9)
+    assert found["strained"]["zero"]["force_rmse_eV_A"] > 0.01
+    one = subset_errors_section(models, {"dft_test": frames[:2]})
+    assert one == {}  # a single group is the data set itself
+
+
+class _Zero(EMT):
+    """EMT energies, zero forces."""
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.results["forces"] = np.zeros_like(self.results["forces"])

@@ -50,7 +50,9 @@ def main() -> None:
     for k, (path, temp, pressure) in enumerate(RUNS):
         atoms = read(HERE / path)
         atoms.info = {"structure": 0}
-        traj = run_md(atoms, calc, MDTask(0, temp, temp, pressure, cfg.steps, 500 + k), cfg)
+        traj = run_md(
+            atoms, calc, MDTask(0, temp, temp, pressure, cfg.steps, 500 + k), cfg
+        )
         for frame in traj.frames[-args.per_trajectory :]:
             frame.info = {"subset": f"{Path(path).stem} md-{temp}K"}
             frames.append(frame)
@@ -61,7 +63,9 @@ def main() -> None:
         frame.info = {"subset": f"{Path(path).stem} strained"}
         frames.append(frame)
 
-    jobs = DFTJobs(make_labeler(LabelerConfig(code="gpaw")), HERE / "testset_work", args.workers)
+    jobs = DFTJobs(
+        make_labeler(LabelerConfig(code="gpaw")), HERE / "testset_work", args.workers
+    )
     try:
         futures = [jobs.submit(frame, f"{i:03d}") for i, frame in enumerate(frames)]
         labelled = []

@@ -55,7 +55,6 @@ def _yaml(update: dict) -> str:
     return yaml.safe_dump(merge(VALID, update))
 
 
-
 def _variants(variants: dict, path: str = "cu.extxyz") -> str:
     return _yaml({"structures": [{"path": path, "variants": variants}]})
 

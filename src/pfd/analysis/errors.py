@@ -93,13 +93,20 @@ def evaluate(frames: list[Atoms], model: CalculatorSource) -> Errors:
 def evaluate_by_subset(
     frames: list[Atoms], model: CalculatorSource
 ) -> dict[str, Errors]:
-    """Errors overall (key ``all``) and per group of frames: per ``info['subset']``
-    when frames carry one, else per material (``info['name']``, or ``s<index>``
-    of ``info['structure']``); frames of two or more materials are also grouped
-    per material beside their subsets."""
+    """Errors overall (key ``all``) and per group of :func:`errors_by_group`."""
+    predictions = predict(frames, model)
+    return {"all": errors_of(predictions), **errors_by_group(frames, predictions)}
+
+
+def errors_by_group(
+    frames: list[Atoms], predictions: list[Prediction]
+) -> dict[str, Errors]:
+    """Errors per group of frames: per ``info['subset']`` when frames carry one,
+    else per material (``info['name']``, or ``s<index>`` of
+    ``info['structure']``); frames of two or more materials are also grouped per
+    material beside their subsets."""
     from pfd.materials import material_of
 
-    predictions = predict(frames, model)
     materials = [material_of(atoms) for atoms in frames]
     several = len({m for m in materials if m is not None}) > 1
     groups: dict[str, list[Prediction]] = defaultdict(list)
@@ -109,7 +116,6 @@ def evaluate_by_subset(
             groups[str(atoms.info["subset"])].append(pred)
         if material is not None and ("subset" not in atoms.info or several):
             by_material[material].append(pred)
-    result = {"all": errors_of(predictions)}
-    result.update({k: errors_of(v) for k, v in sorted(groups.items())})
+    result = {k: errors_of(v) for k, v in sorted(groups.items())}
     result.update({k: errors_of(v) for k, v in sorted(by_material.items())})
     return result

@@ -194,6 +194,28 @@ class RDFReportConfig(_Model):
     )
 
 
+class VibrationsReportConfig(_Model):
+    """Harmonic vibrations of each non-periodic structure (molecule, cluster):
+    relaxed by each model, finite-difference Hessian, frequencies in cm⁻¹."""
+
+    enabled: bool = True
+    fmax_eV_A: float = Field(0.005, gt=0, description="BFGS relaxation target.")
+    max_steps: int = Field(500, ge=1, description="BFGS steps at most.")
+    delta_A: float = Field(
+        0.01, gt=0, le=0.1, description="Displacement of the central differences."
+    )
+    dft: bool | None = Field(
+        None,
+        description="DFT frequencies at the teacher-relaxed geometry (6N DFT single "
+        "points, side by side); default: on for molecules of at most dft_max_atoms.",
+    )
+    dft_max_atoms: int = Field(6, ge=1, description="See dft (36 DFT jobs at 6).")
+
+    def wants_dft(self, natoms: int) -> bool:
+        """Whether a molecule of ``natoms`` gets DFT frequencies."""
+        return self.dft if self.dft is not None else natoms <= self.dft_max_atoms
+
+
 class ReportConfig(_Model):
     """``pfd report``: errors, learning curve and physics, per model, vs DFT."""
 
@@ -207,4 +229,5 @@ class ReportConfig(_Model):
     surfaces: SurfaceReportConfig = SurfaceReportConfig()
     diffusion: DiffusionReportConfig = DiffusionReportConfig()
     speed: SpeedReportConfig = SpeedReportConfig()
+    vibrations: VibrationsReportConfig = VibrationsReportConfig()
     rdf: RDFReportConfig = RDFReportConfig()

@@ -16,7 +16,7 @@ from pfd.db import write_json_atomic
 from pfd.errors import PFDError
 from pfd.layout import RunLayout
 from pfd.progress import Reporter
-from pfd.report import amorphous, defects, sections
+from pfd.report import amorphous, defects, extrapolation, molecules, sections
 from pfd.report.cache import Section, atoms_digest, file_digest
 from pfd.report.defects import Later
 from pfd.report.dft import DFTJobs, dft_labeller
@@ -26,6 +26,8 @@ from pfd.state import RunState
 
 #: sections that return :class:`Later`: their DFT jobs run side by side
 DEFERRED = ("vacancy", "surfaces")
+#: sections of periodic structures: a run of molecules skips them
+CRYSTAL_ONLY = ("eos", "phonons", "vacancy", "diffusion")
 
 
 @dataclass
@@ -124,10 +126,14 @@ def _add_sections(
     eos, phonons, vacancy = rcfg.eos, rcfg.phonons, rcfg.vacancy
     surf, diff, speed = rcfg.surfaces, rcfg.diffusion, rcfg.speed
     slabs = defects.report_slabs(inputs, surf) if surf.enabled else []
+    crystal = bool(sections.crystals(structures))  # else molecules only
+    vib = rcfg.vibrations
     cut = [atoms_digest(c) for _, c, _ in slabs]
     plan = [  # name, enabled, what its numbers depend on besides models, compute
         ("errors", bool(frames), digests,
          lambda: sections.errors_section(models, frames, out)),
+        ("errors_by_subset", bool(frames), digests,
+         lambda: sections.subset_errors_section(models, frames)),
         ("eos", eos.enabled, [eos.model_dump(), eos.dft and labeler],
          lambda: sections.eos_section(models, structures, eos, jobs, out)),
         ("phonons", phonons.enabled, [phonons.model_dump(), phonons.dft and labeler],
@@ -141,17 +147,48 @@ def _add_sections(
          lambda: sections.diffusion_section(models, structures, diff, temps, out)),
         ("speed", speed.enabled, [speed.model_dump(), threads],
          lambda: sections.speed_section(models, structures, speed, threads, out)),
+        ("vibrations", vib.enabled and bool(molecules.molecules(structures)),
+         [vib.model_dump(), labeler],
+         lambda: molecules.vibrations_section(models, structures, vib, jobs, out)),
         *amorphous.plan_entry(config, models, inputs, frames, out),
+        *_extrapolation(config, models, structures, slabs, frames, temps),
     ]  # fmt: skip
     book.numbers["learning_curve"] = sections.learning_curve(state, config, out)
     for name, enabled, key, compute in plan:
-        if not enabled:
+        if not enabled or (name in CRYSTAL_ONLY and not crystal):
             continue
         if name not in DEFERRED:
             book.settle()
         book.section(name, key, compute)
     book.settle()
     _say_cells(book)
+    _say_flagged(book)
+
+
+def _extrapolation(
+    config: RunConfig,
+    models: list[Model],
+    structures: list[Atoms],
+    slabs: list,
+    frames: dict[str, list[Atoms]],
+    temps: list[float],
+) -> list[tuple]:
+    """The committee's deviation along each analysis: a plan entry, if the run
+    has a committee and a student."""
+    from pfd.students.committee import recorded_committee
+
+    committee = recorded_committee(config.run_dir)
+    student = next((m for m in models if m.name == "student"), None)
+    if committee is None or student is None:
+        return []
+    rcfg = config.report
+    key = [extrapolation.committee_key(committee), rcfg.model_dump(mode="json"), temps]
+
+    def compute() -> dict:
+        found = extrapolation.visited(student, structures, slabs, frames, rcfg, temps)
+        return extrapolation.extrapolation_section(committee, found)
+
+    return [("extrapolation", True, key, compute)]
 
 
 def _say_cells(book: Book) -> None:
@@ -164,6 +201,19 @@ def _say_cells(book: Book) -> None:
         )
     for name, slab in book.numbers.get("surfaces", {}).items():
         book.report.info(f"report: surface {name}, {slab['natoms']} atoms")
+
+
+def _say_flagged(book: Book) -> None:
+    """The analyses whose student numbers rest on extrapolation, on the terminal."""
+    found = book.numbers.get("extrapolation")
+    if not found or found["threshold_eV_A"] is None:
+        return
+    flagged = [k for k, v in found["analyses"].items() if v["n_flagged"]]
+    book.report.info(
+        f"report: committee deviation above {found['threshold_eV_A']:.3f} eV/Å in "
+        f"{len(flagged)} of {len(found['analyses'])} analyses"
+        + (f": {', '.join(flagged)}" if flagged else "")
+    )
 
 
 def _inputs(config: RunConfig) -> list[tuple[Atoms, Any]]:

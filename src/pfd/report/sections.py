@@ -26,6 +26,7 @@ from pfd.analysis import (
     predict,
 )
 from pfd.analysis._common import structure_name
+from pfd.analysis.errors import errors_by_group
 from pfd.config import (
     DiffusionReportConfig,
     EOSReportConfig,
@@ -37,6 +38,9 @@ from pfd.report import plots
 from pfd.report.dft import DFTJobs, JobCalculator
 from pfd.report.models import Model
 from pfd.state import RunState
+
+#: LAMMPS MD steps timed per size in the speed section
+LAMMPS_STEPS = 20
 
 
 def slug(name: str) -> str:
@@ -59,6 +63,22 @@ def errors_section(
         result[dname] = {k: errors_of(p).as_dict() for k, p in preds.items()}
         title = f"parity on {dname} ({len(frames)} frames)"
         plots.parity(title, preds, out / f"parity_{dname}.png")
+    return result
+
+
+def subset_errors_section(
+    models: list[Model], datasets: dict[str, list[Atoms]]
+) -> dict:
+    """``{data set: {subset or material: {model: errors}}}`` of the data sets
+    whose frames fall in groups (:func:`pfd.analysis.errors.errors_by_group`)."""
+    result: dict[str, dict] = {}
+    for dname, frames in datasets.items():
+        groups = {m.name: errors_by_group(frames, predict(frames, m)) for m in models}
+        names = next(iter(groups.values()), {})
+        if len(names) > 1:  # one group: the data set's own errors
+            result[dname] = {
+                g: {k: found[g].as_dict() for k, found in groups.items()} for g in names
+            }
     return result
 
 
@@ -193,4 +213,33 @@ def speed_section(
     named = {m.name: m for m in models}
     result = compare_speed(named, structures[0], settings, threads=threads)
     plots.speed(result.ms_per_atom_step, threads, out / "speed.png")
-    return result.to_dict()
+    teacher = result.ms_per_atom_step.get("teacher", {})
+    return result.to_dict() | lammps_speed(
+        named, structures[0], settings, threads, teacher
+    )
+
+
+def lammps_speed(
+    named: dict[str, Model],
+    atoms: Atoms,
+    settings: SpeedReportConfig,
+    threads: int,
+    teacher_ms: dict[int, float],
+) -> dict:
+    """The student in LAMMPS at the speed section's sizes, and its speed-up over
+    the teacher in ASE at the largest size both ran (empty without ``lmp``)."""
+    from pfd.analysis.speed import speed_cells
+    from pfd.students.lammps import student_lammps_speed
+
+    student = named.get("student")
+    if student is None:
+        return {}
+    cells = speed_cells(atoms, settings)[0]
+    table = student_lammps_speed(student.path, cells, LAMMPS_STEPS, threads)
+    common = set(table) & set(teacher_ms)
+    size = max(common) if common else None
+    return {
+        "lammps_ms_per_atom_step": {str(n): v for n, v in table.items()},
+        "lammps_equal_size_atoms": size,
+        "lammps_speedup": teacher_ms[size] / table[size] if size else None,
+    }
