@@ -17,23 +17,19 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from ase.io import read, write
+from ase.io import read
 
-from pfd.config import ExploreConfig, LabelerConfig
-from pfd.explore import MDTask, run_md
-from pfd.label import make_labeler
+from pfd.config import LabelerConfig
 from pfd.models.sevennet import SevenNetBackend
-from pfd.report.dft import DFTJobs
 from pfd.structures import perturb
+from pfd.testset import label_to_file, md_frames
 
 HERE = Path(__file__).parent
-#: (file, temperature K, pressure bar or None for NVT) of each MD run
-RUNS = [
-    ("si.vasp", 600, None),
-    ("si.vasp", 1200, 10000.0),
-    ("sic.vasp", 900, None),
-    ("sic.vasp", 1800, 10000.0),
-]
+#: per material: (temperature K, pressure bar or None for NVT) of each MD run
+RUNS = {
+    "si": [(600, None), (1200, 10000.0)],
+    "sic": [(900, None), (1800, 10000.0)],
+}
 
 
 def main() -> None:
@@ -45,37 +41,27 @@ def main() -> None:
 
     backend = SevenNetBackend(threads=1)
     calc = backend.calculator(backend.resolve("7net-0"))
-    cfg = ExploreConfig(steps=300, sample_every=150, displacement_A=0.05, strain=0.02)
-    frames = []
-    for k, (path, temp, pressure) in enumerate(RUNS):
-        atoms = read(HERE / path)
-        atoms.info = {"structure": 0}
-        traj = run_md(
-            atoms, calc, MDTask(0, temp, temp, pressure, cfg.steps, 500 + k), cfg
-        )
-        for frame in traj.frames[-args.per_trajectory :]:
-            frame.info = {"subset": f"{Path(path).stem} md-{temp}K"}
-            frames.append(frame)
     rng = np.random.default_rng(7)
-    for path in ("si.vasp", "sic.vasp"):
-        frame = perturb(read(HERE / path), rng, 0.05, 0.0)
+    frames = []
+    for k, (name, runs) in enumerate(RUNS.items()):
+        atoms = read(HERE / f"{name}.vasp")
+        conditions = [(t, p, f"{name} md-{t}K") for t, p in runs]
+        frames += md_frames(
+            atoms,
+            calc,
+            conditions,
+            per_trajectory=args.per_trajectory,
+            seed=500 + 2 * k,
+        )
+    for name in RUNS:
+        frame = perturb(read(HERE / f"{name}.vasp"), rng, 0.05, 0.0)
         frame.set_cell(frame.cell * 1.04, scale_atoms=True)
-        frame.info = {"subset": f"{Path(path).stem} strained"}
+        frame.info = {"subset": f"{name} strained"}
         frames.append(frame)
-
-    jobs = DFTJobs(
-        make_labeler(LabelerConfig(code="gpaw")), HERE / "testset_work", args.workers
+    work = HERE / "testset_work"
+    labelled = label_to_file(
+        frames, LabelerConfig(code="gpaw"), work, args.out, args.workers
     )
-    try:
-        futures = [jobs.submit(frame, f"{i:03d}") for i, frame in enumerate(frames)]
-        labelled = []
-        for frame, future in zip(frames, futures, strict=True):
-            result = future.result()
-            result.info = dict(frame.info)
-            labelled.append(result)
-    finally:
-        jobs.close()
-    write(args.out, labelled)
     print(f"wrote {len(labelled)} frames to {args.out}")
 
 
