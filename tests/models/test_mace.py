@@ -65,6 +65,7 @@ def test_one_process_answers_structures_of_any_size(mace_foundation, frames):
     assert small.get_forces().shape == (4, 3)
 
 
+@pytest.mark.slow  # ~70 s quiet; MACE's real fine-tuning stays in the default suite
 def test_replay_fine_tuning_keeps_a_head_on_the_foundation_data(
     mace_foundation, frames, tmp_path: Path
 ):
