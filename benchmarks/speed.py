@@ -50,9 +50,9 @@ print(json.dumps({"natoms": len(atoms), "ms_atom_step": ms, "peak_MiB": mib}))
 
 
 def _env(threads: int) -> dict[str, str]:
-    from pfd.students.lammps import thread_env
+    from pfd.students.deepmd import dp_env
 
-    return thread_env(threads)
+    return dp_env(threads)
 
 
 def ase_speed(kind, model, backend, structure, natoms, steps, threads) -> dict:

@@ -29,13 +29,15 @@ def md_frames(
     *,
     steps: int = 300,
     per_trajectory: int = 2,
+    sample_every: int | None = None,
     seed: int = 500,
 ) -> list[Atoms]:
-    """The last ``per_trajectory`` frames of a run at each condition (frames
-    ``steps // per_trajectory`` apart), each tagged with its subset."""
+    """The last ``per_trajectory`` frames of a run at each condition, frames
+    ``sample_every`` steps apart (default ``steps // per_trajectory``), each
+    tagged with its subset."""
     cfg = ExploreConfig(
         steps=steps,
-        sample_every=max(1, steps // per_trajectory),
+        sample_every=sample_every or max(1, steps // per_trajectory),
         displacement_A=0.05,
         strain=0.02 if all(atoms.pbc) else 0.0,
     )

@@ -137,23 +137,14 @@ def write_lammps_input(
     return out / "in.lammps"
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    """The environment that gives OpenMP, TensorFlow and DeePMD ``threads``."""
-    n = str(threads)
-    return os.environ | {
-        "OMP_NUM_THREADS": n,
-        "DP_INTRA_OP_PARALLELISM_THREADS": n,
-        "DP_INTER_OP_PARALLELISM_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-
-
 def lammps_speed(
     model: Path, atoms: Atoms, type_map: list[str], steps: int, threads: int
 ) -> dict:
     """A frozen DeePMD model in LAMMPS on ``atoms`` (one MPI rank, ``threads``
     threads): ms per atom-step of NVE after 2 warm-up steps (LAMMPS' Loop time),
     wall seconds and peak memory (MiB) of the ``lmp`` process."""
+    from pfd.students.deepmd import dp_env
+
     binary = lammps_binary()
     if binary is None:
         raise FileNotFoundError("LAMMPS (lmp) is not installed")
@@ -166,7 +157,7 @@ def lammps_speed(
         t0 = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", PEAK, binary, "-in", "in.lammps", "-log", "log"],
-            cwd=work, capture_output=True, text=True, env=thread_env(threads),
+            cwd=work, capture_output=True, text=True, env=dp_env(threads),
             check=False,
         )  # fmt: skip
         wall = time.perf_counter() - t0
