@@ -214,12 +214,12 @@ def speed_section(
     result = compare_speed(named, structures[0], settings, threads=threads)
     plots.speed(result.ms_per_atom_step, threads, out / "speed.png")
     teacher = result.ms_per_atom_step.get("teacher", {})
-    return result.to_dict() | lammps_speed(
+    return result.to_dict() | lammps_column(
         named, structures[0], settings, threads, teacher
     )
 
 
-def lammps_speed(
+def lammps_column(
     named: dict[str, Model],
     atoms: Atoms,
     settings: SpeedReportConfig,
