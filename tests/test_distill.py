@@ -103,6 +103,22 @@ def test_student_learns_the_teacher(distilled: Path):
     assert check["vs_teacher"]["force_rmse_eV_A"] == pytest.approx(rmse, rel=1e-3)
     assert check["vs_dft"]["force_rmse_ratio"] > 0
     assert check["n_train"] + check["n_test"] <= 150
+    assert check["learned"] is True
+    assert check["teacher_force_rms_eV_A"] == pytest.approx(
+        np.sqrt(np.mean(ref**2)), rel=1e-3
+    )
+
+
+def test_status_says_when_the_student_learned_nothing(distilled: Path, tmp_path):
+    """A student stuck at ~zero forces (seen on a Si6 cluster at a high learning
+    rate) is named in 'pfd status' with the fix, not shipped silently."""
+    from pfd.cli.status import _student_line
+
+    check = json.loads((distilled / "student" / "check.json").read_text())
+    assert "NOT LEARNED" not in _student_line(check)
+    stuck = check | {"learned": False}
+    assert "NOT LEARNED" in _student_line(stuck)
+    assert "start_lr" in _student_line(stuck)
 
 
 def test_outputs_for_use_elsewhere(distilled: Path):

@@ -49,6 +49,9 @@ from pfd.teacher import check_settings, generate, split_frames, write_export
 
 #: the student distillation trains unless told otherwise
 STUDENT = "deepmd"
+#: a student whose held-out force RMSE is at least this share of the teacher's
+#: force RMS has learned (almost) nothing: it is flagged, not silently shipped
+UNLEARNED = 0.7
 
 
 @dataclass
@@ -173,6 +176,8 @@ def _record(
         "n_test": n_test,
         "steps": settings.student.steps,
         "vs_teacher": rounds.errors.as_dict(),
+        "teacher_force_rms_eV_A": rounds.force_scale,
+        "learned": rounds.learned,
     }
 
 
@@ -312,6 +317,13 @@ class Rounds:
     train: list[Atoms]
     errors: Errors
     seconds: dict[str, float]
+    force_scale: float  # RMS of the teacher's force components on the test frames
+
+    @property
+    def learned(self) -> bool:
+        """False when the student's force error is most of the forces themselves:
+        a student that predicts (nearly) zero forces everywhere."""
+        return self.errors.force_rmse_eV_A < UNLEARNED * self.force_scale
 
 
 def train_rounds(
@@ -363,7 +375,18 @@ def train_rounds(
             "frames the student predicts worst and retraining"
         )
         previous = round_dir
-    return Rounds(round_dir, round_, train, errs, seconds)
+    forces = np.concatenate([a.get_forces().ravel() for a in test])
+    scale = float(np.sqrt(np.mean(forces**2)))
+    rounds = Rounds(round_dir, round_, train, errs, seconds, scale)
+    if not rounds.learned:
+        report.info(
+            f"WARNING: the student did not learn the teacher: its force RMSE "
+            f"{errs.force_rmse_eV_A:.3f} eV/Å is {errs.force_rmse_eV_A / scale:.0%} of "
+            f"the teacher's forces themselves ({scale:.3f} eV/Å RMS); lower "
+            f"distill.student.start_lr (now {cfg.student.start_lr:g}, e.g. to 1e-3) "
+            "and retrain: 'pfd distill RUN_DIR -c CONFIG'"
+        )
+    return rounds
 
 
 def _versus_reference(

@@ -82,6 +82,9 @@ def test_init_yaml_fits_and_dry_run_passes(tmp_path: Path, name: str):
         assert structure.path.name == "ch4-box.extxyz"
         assert config.explore.timestep_fs == 0.5
         assert not config.report.eos.enabled
+        assert config.distill.student.start_lr == 1e-3  # a cluster's student
+    else:
+        assert config.distill.student.start_lr == 3e-3  # the default
 
     raw = yaml.safe_load(path.read_text())
     raw["labeler"] = labeller

@@ -136,4 +136,10 @@ def _student_line(student: dict[str, Any]) -> str:
             f"(teacher {dft['teacher']['force_rmse_eV_A']:.3f}, "
             f"{dft['force_rmse_ratio']:.2f}x)"
         )
+    if student.get("learned") is False:
+        line += (
+            f"; NOT LEARNED: its force error is most of the teacher's forces "
+            f"({student['teacher_force_rms_eV_A']:.3f} eV/Å RMS): lower "
+            "distill.student.start_lr and run 'pfd distill'"
+        )
     return line
