@@ -2,7 +2,7 @@
 
 One melt-quench-anneal trajectory of the example's 32-atom cell
 (``pfd.analysis.amorphous.melt_quench``, the protocol of ``report.rdf`` in
-``pfd.yaml``: melt at 2500 K, cool at 1000 K/ps, anneal at 300 K) with the
+``pfd.yaml``: 0.2 ps at 2500 K, cool at 4000 K/ps, 0.6 ps at 300 K) with the
 foundation model (or ``--model``, e.g. a run's ``final_model.pth``) and a seed
 no run uses. Frames are picked from it per subset, each labelled with the
 example's GPAW preset (``labeler`` in ``pfd.yaml``), and written with
@@ -19,7 +19,7 @@ subset:
     # the whole set: writes examples/a-si/test_dft.extxyz (report.test_data)
     OMP_NUM_THREADS=1 python examples/a-si/make_test_set.py
 
-Cost on 2 cores: the MD is ``report.rdf``'s (850 steps of 32 atoms, 4-10 min), then
+Cost on 2 cores: the MD is ``report.rdf``'s (675 steps of 32 atoms, 2.5 min quiet), then
 one GPAW job per frame (10 by default), ``--workers`` side by side with one
 thread each; ``pfd run examples/a-si/pfd.yaml --dry-run`` times one such job.
 A job directory per frame stays under ``testset_work/`` (not in git).
