@@ -243,3 +243,18 @@ def test_quench_loop_selects_ramp_frames_and_reports_their_rdf(make_config):
     if quench_frames:
         assert curves["DFT: run's quench frames"]["frames"] == quench_frames
     assert "Amorphous structure" in page
+
+
+def test_noise_in_a_few_small_frames_is_not_the_first_minimum():
+    """Two 32-atom GPAW frames of a Si quench (the a-Si example's test set):
+    counting noise dips inside the first shell; the minimum must lie past it
+    (a 5-bin running mean alone gave coordination 0.4 and 1.3 here)."""
+    from ase.io import read
+
+    path = Path(__file__).parents[1] / "examples" / "a-si" / "test_dft.extxyz"
+    frames = read(path, ":")
+    for subset in ("liquid-2500K", "quench-1500K", "quench-900K", "amorphous-300K"):
+        chosen = [a for a in frames if a.info["subset"] == subset]
+        _, shell = structure_of(chosen, rmax=6.0)
+        assert 2.7 < shell.minimum_A < 3.3, subset
+        assert 3.5 < shell.coordination < 6, subset
