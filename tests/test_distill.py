@@ -109,7 +109,7 @@ def test_student_learns_the_teacher(distilled: Path):
     )
 
 
-def test_status_says_when_the_student_learned_nothing(distilled: Path, tmp_path):
+def test_status_says_when_the_student_learned_nothing(distilled: Path):
     """A student stuck at ~zero forces (seen on a Si6 cluster at a high learning
     rate) is named in 'pfd status' with the fix, not shipped silently."""
     from pfd.cli.status import _student_line
