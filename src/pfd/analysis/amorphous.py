@@ -2,7 +2,12 @@
 
 :func:`melt_quench` holds a cell at ``melt_K`` (it melts), cools it linearly to
 ``final_K`` at ``quench_K_per_ps`` and anneals it there: every stage is one
-continuous Langevin trajectory, sampled every ``sample_every`` steps.
+continuous Langevin trajectory, sampled every ``sample_every`` steps. Each
+frame carries its mean squared displacement from the start (``info['msd_A2']``,
+the centre of mass's drift removed); :func:`melted` says whether the melt stage
+moved the atoms further than a crystal's vibrations (a small periodic crystal
+superheats: without nucleation sites it can stay crystalline well above its
+melting point, and its "quench" is then the crystal again).
 :func:`rdf_of` is ASE's g(r) (:func:`pfd.analysis.diffusion.rdf`) on
 repetitions of each frame big enough for ``rmax`` (a periodic cell's g(r) is
 that of its repetition). :func:`first_shell` finds the first peak and the
@@ -18,12 +23,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from ase import Atoms, units
+from ase.geometry import find_mic
 
 from pfd.analysis._common import CalculatorSource, as_calculator, min_height
 from pfd.analysis.diffusion import RDF, rdf
 from pfd.structures import too_close
 
 MIN_DISTANCE_FACTOR = 0.6  # of the covalent-radius sum: closer is a broken MD
+MELT_MSD_FRACTION = 0.1  # of the squared nearest-neighbour distance, as the
+# diffusion section's "no diffusion" floor: a crystal's atoms vibrate within
+# ~0.15 of it (Lindemann), MSD ~0.02 d²; a liquid moves d² in a few 0.1 ps
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,48 @@ class Quench:
         return [a for a in self.frames if a.info["stage"] == name]
 
 
+@dataclass(frozen=True)
+class MeltCheck:
+    """Whether a quench's melt stage melted: MSD against ``fraction`` d_nn²."""
+
+    melted: bool
+    msd_A2: float
+    floor_A2: float
+    nn_distance_A: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def melted(
+    quench: Quench, atoms: Atoms, fraction: float = MELT_MSD_FRACTION
+) -> MeltCheck | None:
+    """Did the melt stage of ``quench`` (of ``atoms``) melt? None without one.
+
+    Melted when the mean squared displacement over the melt stage reaches
+    ``fraction`` of the squared nearest-neighbour distance of ``atoms``.
+    """
+    from pfd.analysis.diffusion import nearest_neighbour_distance
+
+    melt = quench.stage("melt")
+    if not melt:
+        return None
+    msd = float(melt[-1].info["msd_A2"])
+    nn = nearest_neighbour_distance(atoms)
+    floor = fraction * nn**2
+    ok = msd >= floor
+    said = f"MSD {msd:.3g} Å² over the melt's {melt[-1].info['step']} steps"
+    limit = f"{fraction:g} x the squared nearest-neighbour distance ({floor:.3g} Å²)"
+    reason = (
+        f"{said} >= {limit}: it melted"
+        if ok
+        else f"{said} < {limit}: it did not melt (the crystal superheated); "
+        "melt longer or hotter (report.rdf melt_steps, melt_K)"
+    )
+    return MeltCheck(ok, msd, float(floor), float(nn), reason)
+
+
 def melt_quench(
     atoms: Atoms, model: CalculatorSource, protocol: QuenchProtocol, seed: int = 0
 ) -> Quench:
@@ -103,6 +154,9 @@ def melt_quench(
     )
     out = Quench()
     t0 = time.perf_counter()
+    masses = system.get_masses()[:, None]
+    previous = system.get_positions()
+    moved = np.zeros_like(previous)  # unwrapped displacement since the start
     every = protocol.sample_every
     for start in range(0, protocol.total_steps, every):
         step = min(start + every, protocol.total_steps)
@@ -116,9 +170,14 @@ def melt_quench(
         if too_close(system, MIN_DISTANCE_FACTOR):
             out.stopped = f"step {step}: atoms too close"
             break
+        now = system.get_positions()
+        moved += find_mic(now - previous, system.cell, system.pbc)[0]
+        previous = now
+        drift = (moved * masses).sum(0) / masses.sum()
         frame = system.copy()
         frame.calc = None
         frame.info.update(
+            msd_A2=float(((moved - drift) ** 2).sum(1).mean()),
             stage=protocol.stage(step),
             step=step,
             target_K=protocol.target_temperature(step),

@@ -8,8 +8,11 @@ whose ``info['subset']`` names an amorphous or quench set (an independent quench
 melt-quench-anneal trajectory per model (:func:`pfd.analysis.amorphous.melt_quench`,
 the same protocol and seed for both, another seed than the exploration's) on
 the first periodic input structure as the YAML gives it (its supercell): g(r)
-of the anneal's frames. The teacher's and student's errors on the DFT frames
-go beside their curves.
+of the anneal's frames, and whether the melt stage melted
+(:func:`pfd.analysis.amorphous.melted`): a small crystal cell superheats, and
+the anneal of a melt that did not melt is the crystal again, labelled so on
+the page and in the figure. The teacher's and student's errors on the DFT
+frames go beside their curves.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ import numpy as np
 from ase import Atoms
 
 from pfd.analysis import errors_of, predict
-from pfd.analysis.amorphous import QuenchProtocol, melt_quench, structure_of
+from pfd.analysis.amorphous import (
+    MELT_MSD_FRACTION,
+    QuenchProtocol,
+    melt_quench,
+    melted,
+    structure_of,
+)
 from pfd.config import RampConfig, RunConfig
 from pfd.config.report import RDFReportConfig
 from pfd.report import plots
@@ -156,11 +165,13 @@ def amorphous_section(
     for m in movers:
         run = melt_quench(atoms, m, proto, settings.seed)
         anneal = run.stage("anneal")
+        check = melted(run, atoms)
         found = {
             "kind": "model",
             "seconds": run.seconds,
             "steps": run.steps_done,
             "stopped": run.stopped,
+            "melt": check.to_dict() if check else None,
         }
         curves[m.name] = (
             _curve(anneal, settings, **found) if anneal else {"frames": 0, **found}
@@ -176,6 +187,7 @@ def amorphous_section(
             "total_steps": proto.total_steps,
         },
         "seed": settings.seed,
+        "melt_msd_fraction": MELT_MSD_FRACTION,
         "curves": curves,
     }
 
@@ -188,12 +200,14 @@ def plot_rdfs(curves: dict[str, dict], proto: QuenchProtocol, natoms: int, path:
         if c.get("kind") == "crystal" or "rdf" not in c:
             continue
         dft = c["kind"] == "DFT"
+        solid = (c.get("melt") or {}).get("melted") is False
         ax.plot(
             c["rdf"]["r"],
             c["rdf"]["g"],
-            next(styles) if dft else "-",
+            next(styles) if dft else (":" if solid else "-"),
             color="black" if dft else plots.color(name),
-            label=f"{name} ({c['frames']} frames)",
+            label=f"{name} ({c['frames']} frames)"
+            + (": did not melt, a crystal" if solid else ""),
         )
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("g(r)")
