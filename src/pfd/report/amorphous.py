@@ -29,10 +29,13 @@ from pfd.analysis import errors_of, predict
 from pfd.analysis.amorphous import (
     MELT_MSD_FRACTION,
     QuenchProtocol,
+    first_shell,
     melt_quench,
     melted,
+    number_density,
     structure_of,
 )
+from pfd.analysis.diffusion import RDF
 from pfd.config import RampConfig, RunConfig
 from pfd.config.report import RDFReportConfig
 from pfd.report import plots
@@ -141,6 +144,7 @@ def _curve(frames: list[Atoms], settings: RDFReportConfig, **extra: Any) -> dict
     g, shell = structure_of(frames, settings.rmax_A, settings.nbins)
     return {
         "frames": len(frames),
+        "density_A3": number_density(frames),
         "temperature_K": _temperature(frames),
         "shell": shell.to_dict(),
         "rdf": asdict(g),
@@ -178,6 +182,11 @@ def amorphous_section(
         )
     if all(atoms.pbc):
         curves["crystal (input)"] = _curve([atoms], settings, kind="crystal")
+    source, cutoff = shared_cutoff(curves)
+    for c in curves.values():
+        if cutoff is not None and "rdf" in c:
+            shell = first_shell(RDF(**c["rdf"]), c["density_A3"], cutoff_A=cutoff)
+            c["coordination_at_cutoff"] = shell.coordination
     plot_rdfs(curves, proto, len(atoms), out / "rdf_amorphous.png")
     return {
         "natoms": len(atoms),
@@ -188,8 +197,25 @@ def amorphous_section(
         },
         "seed": settings.seed,
         "melt_msd_fraction": MELT_MSD_FRACTION,
+        "cutoff_A": cutoff,
+        "cutoff_from": source,
         "curves": curves,
     }
+
+
+def shared_cutoff(curves: dict[str, dict]) -> tuple[str | None, float | None]:
+    """One coordination cutoff for every curve: the first minimum of the
+    disordered curve with the most frames (a model's anneal after a melt that
+    melted, or a DFT set), where counting noise moves it least."""
+    found = [
+        (c["frames"], name)
+        for name, c in curves.items()
+        if "shell" in c and (c["kind"] == "DFT" or (c.get("melt") or {}).get("melted"))
+    ]
+    if not found:
+        return None, None
+    name = max(found)[1]
+    return name, curves[name]["shell"]["minimum_A"]
 
 
 def plot_rdfs(curves: dict[str, dict], proto: QuenchProtocol, natoms: int, path: Path):
