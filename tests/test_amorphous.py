@@ -149,6 +149,9 @@ def test_ramp_target_of_a_frame_source():
     assert ramp_target_temperature("s0 2000K NVT step 50", ramps) is None  # a hold
     assert ramp_target_temperature("s0 300->900K NVT step 50", ramps) is None  # heating
     assert ramp_target_temperature("si perturbed #0", ramps) is None
+    held = [RampConfig(start_K=2000, stop_K=300, steps=100, hold_steps=40)]
+    assert ramp_target_temperature("s0 2000->300K NVT step 40", held) == 2000
+    assert ramp_target_temperature("s0 2000->300K NVT step 90", held) == 1150
 
 
 def _labelled(frames, subset: str):

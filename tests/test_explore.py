@@ -89,6 +89,26 @@ def test_ramp_heats_up():
     assert temps[-1] > 1000 > temps[0]
 
 
+def test_ramp_with_a_hold_melts_then_quenches_in_one_trajectory():
+    """EMT Cu held at 8300 K (a 32-atom crystal superheats below that), then
+    cooled to 300 K in the same trajectory: the quench starts from the liquid."""
+    ramp = RampConfig(start_K=8300, stop_K=300, steps=100, hold_steps=200)
+    tasks = plan_md([_cu(2)], ExploreConfig(temperatures_K=[], ramps=[ramp]), 0)
+    (task,) = tasks
+    assert (task.steps, task.hold) == (300, 200)
+    targets = [task.temperature_at(s) for s in (1, 200, 250, 300)]
+    assert targets == [8300, 8300, 4300, 300]
+    cfg = ExploreConfig(sample_every=10, friction_fs=20.0)  # follows the ramp closely
+    traj = run_md(_cu(2), EMT(), task, cfg)
+    assert traj.stopped is None
+    assert len(traj.frames) == 30
+    start = _cu(2).positions
+    held = traj.frames[19]  # step 200: the end of the hold
+    moved = held.positions - start - (held.positions - start).mean(0)
+    assert (moved**2).sum(1).mean() > 0.648  # 0.1 d_nn²: it melted
+    assert traj.frames[-1].info["temperature_K"] < 2000  # and cooled
+
+
 def test_explore_gives_the_same_trajectories_on_any_executor():
     from pfd.execute import LocalExecutor
     from pfd.explore import explore

@@ -166,9 +166,10 @@ def test_generate_melt_and_describe():
     cfg = VariantsConfig(vacancies=True, surfaces=[[1, 0, 0]], layers=2, melt=True)
     variants = generate(cu, cfg)
     assert [v.info["variant"] for v in variants] == ["vacancy-Cu0", "slab-100", "melt"]
-    hold, quench = variants[-1].info["ramps"]
-    assert hold["start_K"] == hold["stop_K"] == pytest.approx(1.5 * 1357.77)
+    (quench,) = variants[-1].info["ramps"]  # melt, then quench: one trajectory
+    assert quench["start_K"] == pytest.approx(1.5 * 1357.77)
     assert quench["stop_K"] == 300.0
+    assert quench["hold_steps"] == quench["steps"] == 2000
     assert describe(variants) == [
         "vacancy: 1 x 31 atoms (Cu0)",
         "slab: 1 x 16 atoms (100)",
@@ -191,9 +192,10 @@ def test_run_variants_are_made_once_and_read_back(tmp_path, monkeypatch):
     assert [v.info["variant"] for v in made] == ["vacancy-Cu0", "slab-111", "melt"]
     assert made[1].info["fixed_cell"] is True
     assert all(v.info["structure"] == 3 for v in made)
-    hold, quench = made[-1].info["ramps"]  # the melt's ramps survive the file
-    assert hold["start_K"] == pytest.approx(1.5 * 1357.77)
+    (quench,) = made[-1].info["ramps"]  # the melt's ramp survives the file
+    assert quench["start_K"] == pytest.approx(1.5 * 1357.77)
     assert quench["stop_K"] == 300.0
+    assert quench["hold_steps"] > 0
 
     def no_generation(*args, **kwargs):
         raise AssertionError("generated again")

@@ -19,6 +19,7 @@ from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from pfd.config import ExploreConfig, GuardConfig, RampConfig
+from pfd.config.loop import ramp_temperature
 from pfd.execute import Executor, given_or_local
 from pfd.materials import Conditions, conditions, structure_names
 from pfd.structures import cell_key, perturb, too_close
@@ -35,6 +36,12 @@ class MDTask:
     steps: int
     seed: int
     variant: str = ""  # of the structure; '' in a run without variants
+    hold: int = 0  # of ``steps``: the first ones at start_K (a ramp's hold_steps)
+
+    def temperature_at(self, step: int) -> float:
+        """The thermostat's temperature at ``step`` (1-based)."""
+        ramp = self.steps - self.hold
+        return ramp_temperature(self.start_K, self.stop_K, self.hold, ramp, step)
 
     @property
     def label(self) -> str:
@@ -79,11 +86,14 @@ def plan_md(structures: list[Atoms], cfg: ExploreConfig, seed: int) -> list[MDTa
         periodic = bool(all(atoms.pbc)) and not fixed
         pressures = own.pressures_bar if periodic else [None]
         pressures = list(dict.fromkeys(pressures))  # drop duplicates (e.g. NVT)
-        grid = [(t, t, p, own.steps) for t in own.temperatures_K for p in pressures]
-        ramps = [(r.start_K, r.stop_K, None, r.steps) for r in _ramps(atoms, own)]
+        grid = [(t, t, p, own.steps, 0) for t in own.temperatures_K for p in pressures]
+        ramps = [
+            (r.start_K, r.stop_K, None, r.hold_steps + r.steps, r.hold_steps)
+            for r in _ramps(atoms, own)
+        ]
         tasks.extend(
-            MDTask(index, start, stop, p, steps, int(rng.integers(2**31)), variant)
-            for start, stop, p, steps in ([] if melt else grid) + ramps
+            MDTask(index, start, stop, p, n, int(rng.integers(2**31)), variant, hold)
+            for start, stop, p, n, hold in ([] if melt else grid) + ramps
         )
     return tasks
 
@@ -132,8 +142,7 @@ def run_md(
     guard = _Guard(cfg.guards, max(task.start_K, task.stop_K), len(system))
     for step in range(1, task.steps + 1):
         if task.start_K != task.stop_K:
-            frac = step / task.steps
-            dyn.set_temperature(task.start_K + frac * (task.stop_K - task.start_K))
+            dyn.set_temperature(task.temperature_at(step))
         try:
             dyn.run(1)
         except Exception as err:  # a model can fail on a broken geometry

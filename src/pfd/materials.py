@@ -135,7 +135,9 @@ def condition_lines(explore: ExploreConfig, structures: list[Atoms]) -> list[str
         note = "" if periodic or not own.npt else " (not periodic: NPT runs as NVT)"
         temps = ", ".join(f"{t:g}" for t in own.temperatures_K) or "no"
         ramps = "".join(
-            f", ramp {r.start_K:g}->{r.stop_K:g} K ({r.steps} steps)" for r in own.ramps
+            f", ramp {r.start_K:g}->{r.stop_K:g} K ({r.steps} steps"
+            + (f" after {r.hold_steps} at {r.start_K:g} K)" if r.hold_steps else ")")
+            for r in own.ramps
         )
         lines.append(
             f"  {name}{' (own)' * own.own}: {temps} K x {ens}{note}, "

@@ -254,13 +254,11 @@ def melting_point(atoms: Atoms, melting_K: float | None = None) -> float:
 
 
 def melt_ramps(melting_K: float, steps: int = 2000) -> list[RampConfig]:
-    """The melt variant's ramps, each its own trajectory: a liquid held at 1.5x
-    the melting point, and a quench from there to 300 K."""
+    """The melt variant's ramp: one trajectory held ``steps`` at 1.5x the
+    melting point (the liquid), then quenched to 300 K over ``steps``: a quench
+    of its own from the input crystal would cool a superheated crystal."""
     top = 1.5 * melting_K
-    return [
-        RampConfig(start_K=top, stop_K=top, steps=steps),
-        RampConfig(start_K=top, stop_K=ROOM_K, steps=steps),
-    ]
+    return [RampConfig(start_K=top, stop_K=ROOM_K, steps=steps, hold_steps=steps)]
 
 
 def melt(
@@ -270,7 +268,7 @@ def melt(
     steps: int = 2000,
 ) -> Atoms:
     """The melt variant: a supercell whose ``info['ramps']`` are :func:`melt_ramps`
-    of ``steps`` MD steps each."""
+    (``steps`` MD steps of liquid, then ``steps`` of quench)."""
     _check_periodic(atoms, "a melt")
     ramps = melt_ramps(melting_point(atoms, melting_K), steps)
     cell = host_cell(atoms, min_atoms)[1]

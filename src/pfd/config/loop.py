@@ -370,11 +370,31 @@ class InitialConfig(_Model):
 
 
 class RampConfig(_Model):
-    """A temperature ramp (heating, melt-and-quench): start to stop over steps."""
+    """A temperature ramp (heating, melt-and-quench): start to stop over steps,
+    after ``hold_steps`` at start_K in the same trajectory (a melt, then its
+    quench: a quench that starts from the crystal cools a superheated crystal)."""
 
     start_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
     stop_K: float = Field(gt=0, lt=MAX_TEMPERATURE_K)
     steps: int = Field(ge=1, le=MAX_STEPS)
+    hold_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="At start_K first, in the same trajectory."
+    )
+
+    def temperature_at(self, step: int) -> float:
+        """The thermostat's temperature at ``step`` (1-based, the hold's included)."""
+        return ramp_temperature(
+            self.start_K, self.stop_K, self.hold_steps, self.steps, step
+        )
+
+
+def ramp_temperature(
+    start_K: float, stop_K: float, hold: int, steps: int, step: int
+) -> float:
+    """``start_K`` for the first ``hold`` steps, then linear to ``stop_K`` over
+    ``steps`` more, then ``stop_K``."""
+    frac = min(max(step - hold, 0) / max(steps, 1), 1.0)
+    return start_K + frac * (stop_K - start_K)
 
 
 class GuardConfig(_Model):

@@ -101,12 +101,10 @@ def ramp_target_temperature(source: str, ramps: list[RampConfig]) -> float | Non
     start, stop, step = float(found[1]), float(found[2]), int(found[3])
     if start <= stop:
         return None
-    steps = next(
-        (r.steps for r in ramps if (r.start_K, r.stop_K) == (start, stop)), None
-    )
-    if steps is None:  # a ramp no longer in the config: its start
+    ramp = next((r for r in ramps if (r.start_K, r.stop_K) == (start, stop)), None)
+    if ramp is None:  # a ramp no longer in the config: its start
         return start
-    return start + min(step / steps, 1.0) * (stop - start)
+    return ramp.temperature_at(step)
 
 
 def dft_sets(
