@@ -193,6 +193,10 @@ def test_student_runs_in_lammps(distilled: Path):
     ms = student_lammps_speed(distilled / "student" / "graph_c.pb", cells, 5, 1)
     assert set(ms) == {4, 108}
     assert all(0 < v < 100 for v in ms.values())
+    # two MPI ranks sharing the cores (mpirun from deepmd-kit[lmp]'s MPICH)
+    two = student_lammps_speed(distilled / "student" / "graph_c.pb", cells[1:], 5, 2, 2)
+    assert set(two) == {108}
+    assert 0 < two[108] < 100
 
 
 def test_rerun_reuses_everything(distilled: Path):

@@ -115,6 +115,7 @@ def pt_env(threads: int) -> dict[str, str]:
     from pfd.students.deepmd import dp_env
 
     return dp_env(threads) | {
+        "OMP_NUM_THREADS": str(threads),  # torch's own threads
         "DP_BACKEND": "pytorch",
         "NUM_WORKERS": os.environ.get("NUM_WORKERS", "0"),
     }

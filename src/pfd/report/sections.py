@@ -234,12 +234,16 @@ def lammps_column(
     student = named.get("student")
     if student is None:
         return {}
+    from pfd.students.lammps import mpirun_binary
+
     cells = speed_cells(atoms, settings)[0]
-    table = student_lammps_speed(student.path, cells, LAMMPS_STEPS, threads)
+    ranks = threads if mpirun_binary() else 1  # one rank per core, 1 thread each
+    table = student_lammps_speed(student.path, cells, LAMMPS_STEPS, threads, ranks)
     common = set(table) & set(teacher_ms)
     size = max(common) if common else None
     return {
         "lammps_ms_per_atom_step": {str(n): v for n, v in table.items()},
+        "lammps_ranks": ranks,
         "lammps_equal_size_atoms": size,
         "lammps_speedup": teacher_ms[size] / table[size] if size else None,
     }

@@ -16,7 +16,9 @@ from ase.io import write
 
 LAMMPS_INPUT = """\
 # NVT MD of {natoms} atoms with the distilled {student} student.{committee}
-# Run: lmp -in in.lammps            (shorter: lmp -var STEPS 100 -in in.lammps)
+# Run on N cores: OMP_NUM_THREADS=1 mpirun -np N lmp -in in.lammps
+# (one MPI rank per core, one thread each: DeePMD's fastest on CPU; on 2 cores
+# 2 ranks ran 4x faster than 1 rank of 2 threads). Shorter: -var STEPS 100
 variable        STEPS index {steps}
 variable        TEMP index {temperature:g}
 units           metal
@@ -137,17 +139,38 @@ def write_lammps_input(
     return out / "in.lammps"
 
 
+def mpirun_binary() -> str | None:
+    """``mpirun`` beside ``lmp`` (deepmd-kit[lmp] ships MPICH's) or on PATH."""
+    binary = lammps_binary()
+    beside = Path(binary).parent / "mpirun" if binary else None
+    if beside is not None and beside.is_file():
+        return str(beside)
+    return shutil.which("mpirun")
+
+
 def lammps_speed(
-    model: Path, atoms: Atoms, type_map: list[str], steps: int, threads: int
+    model: Path,
+    atoms: Atoms,
+    type_map: list[str],
+    steps: int,
+    threads: int,
+    ranks: int = 1,
 ) -> dict:
-    """A frozen DeePMD model in LAMMPS on ``atoms`` (one MPI rank, ``threads``
-    threads): ms per atom-step of NVE after 2 warm-up steps (LAMMPS' Loop time),
-    wall seconds and peak memory (MiB) of the ``lmp`` process."""
+    """A frozen DeePMD model in LAMMPS on ``atoms``, ``threads`` cores shared
+    by ``ranks`` MPI ranks (``threads // ranks`` OpenMP threads each): ms per
+    atom-step of NVE after 2 warm-up steps (LAMMPS' Loop time), wall seconds
+    and peak memory (MiB, the largest rank's)."""
     from pfd.students.deepmd import dp_env
 
     binary = lammps_binary()
     if binary is None:
         raise FileNotFoundError("LAMMPS (lmp) is not installed")
+    command = [binary]
+    if ranks > 1:
+        mpirun = mpirun_binary()
+        if mpirun is None:
+            raise FileNotFoundError("mpirun is not installed: run LAMMPS with 1 rank")
+        command = [mpirun, "-np", str(ranks), binary]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write(work / "conf.lmp", atoms, format="lammps-data", specorder=type_map,
@@ -156,9 +179,9 @@ def lammps_speed(
         (work / "in.lammps").write_text(text)
         t0 = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", PEAK, binary, "-in", "in.lammps", "-log", "log"],
-            cwd=work, capture_output=True, text=True, env=dp_env(threads),
-            check=False,
+            [sys.executable, "-c", PEAK, *command, "-in", "in.lammps", "-log", "log"],
+            cwd=work, capture_output=True, text=True,
+            env=dp_env(max(1, threads // ranks)), check=False,
         )  # fmt: skip
         wall = time.perf_counter() - t0
         log = (work / "log").read_text() if (work / "log").exists() else ""
@@ -170,6 +193,7 @@ def lammps_speed(
     peak = [x for x in out.stdout.splitlines() if x.startswith("PEAK_KiB")]
     return {
         "natoms": len(atoms),
+        "ranks": ranks,
         "ms_atom_step": 1000 * seconds / n / len(atoms),
         "wall_s": wall,
         "peak_MiB": int(peak[-1].split()[1]) / 1024 if peak else None,
@@ -177,7 +201,7 @@ def lammps_speed(
 
 
 def student_lammps_speed(
-    model: Path, cells: list[Atoms], steps: int, threads: int
+    model: Path, cells: list[Atoms], steps: int, threads: int, ranks: int = 1
 ) -> dict[int, float]:
     """ms per atom-step of a frozen DeePMD ``model`` in LAMMPS on each periodic
     cell (:func:`lammps_speed`); empty without ``lmp``."""
@@ -187,7 +211,7 @@ def student_lammps_speed(
 
     type_map = DeepPot(str(model)).get_type_map()
     return {
-        len(c): lammps_speed(model, c, type_map, steps, threads)["ms_atom_step"]
+        len(c): lammps_speed(model, c, type_map, steps, threads, ranks)["ms_atom_step"]
         for c in cells
         if all(c.pbc)
     }
