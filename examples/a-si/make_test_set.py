@@ -2,14 +2,15 @@
 
 One melt-quench-anneal trajectory of the example's 32-atom cell
 (``pfd.analysis.amorphous.melt_quench``, the protocol of ``report.rdf`` in
-``pfd.yaml``: 0.2 ps at 2500 K, cool at 4000 K/ps, 0.6 ps at 300 K) with the
+``pfd.yaml``: 0.8 ps at 3500 K, cool at 4000 K/ps, 0.6 ps at 300 K) with the
 foundation model (or ``--model``, e.g. a run's ``final_model.pth``) and a seed
 no run uses. Frames are picked from it per subset, each labelled with the
 example's GPAW preset (``labeler`` in ``pfd.yaml``), and written with
 ``info['subset']`` so that ``pfd test`` and the report give errors and g(r) per
 subset:
 
-- ``liquid-2500K``: the last frames of the melt;
+- ``liquid-3500K``: the last frames of the melt (the quench must have melted:
+  :func:`pfd.analysis.amorphous.melted`, else it stops);
 - ``quench-1500K``, ``quench-900K`` (``--quench-K``): the quench frames closest
   to those temperatures;
 - ``amorphous-300K``: frames evenly spread over the anneal.
@@ -19,7 +20,7 @@ subset:
     # the whole set: writes examples/a-si/test_dft.extxyz (report.test_data)
     OMP_NUM_THREADS=1 python examples/a-si/make_test_set.py
 
-Cost on 2 cores: the MD is ``report.rdf``'s (675 steps of 32 atoms, 2.5 min quiet), then
+Cost on 2 cores: the MD is ``report.rdf``'s (1100 steps of 32 atoms, ~3 min quiet), then
 one GPAW job per frame (10 by default), ``--workers`` side by side with one
 thread each; ``pfd run examples/a-si/pfd.yaml --dry-run`` times one such job.
 A job directory per frame stays under ``testset_work/`` (not in git).
@@ -91,7 +92,7 @@ def pick(frames: list[Atoms], args: argparse.Namespace) -> list[Atoms]:
 
 def quench(args: argparse.Namespace) -> list[Atoms]:
     """The independent melt-quench with the YAML's model (or ``--model``)."""
-    from pfd.analysis.amorphous import melt_quench
+    from pfd.analysis.amorphous import melt_quench, melted
     from pfd.config import load_config
     from pfd.models import make_backend
     from pfd.report.amorphous import protocol, quench_ramps
@@ -108,6 +109,10 @@ def quench(args: argparse.Namespace) -> list[Atoms]:
     print(f"MD: {run.steps_done} steps in {run.seconds:.0f} s")
     if run.stopped:
         raise SystemExit(f"the quench stopped early: {run.stopped}")
+    check = melted(run, atoms)
+    print(f"melt: {check.reason}")
+    if not check.melted:
+        raise SystemExit("no liquid to make a glass of: melt longer or hotter")
     return run.frames
 
 
