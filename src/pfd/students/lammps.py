@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.io import write
 
 LAMMPS_INPUT = """\
-# NVT MD of {natoms} atoms with the distilled {student} student.{committee}
+# {ensemble} MD of {natoms} atoms with the distilled {student} student.{committee}
 # Run on N cores: OMP_NUM_THREADS=1 mpirun -np N lmp -in in.lammps
 # (one MPI rank per core, one thread each: DeePMD's fastest on CPU; on 2 cores
 # 2 ranks ran 4x faster than 1 rank of 2 threads). Shorter: -var STEPS 100
@@ -28,11 +28,20 @@ read_data       conf.lmp
 {pair_lines}
 timestep        {timestep_ps:g}
 velocity        all create ${{TEMP}} {seed} mom yes rot yes dist gaussian
-fix             nvt all nvt temp ${{TEMP}} ${{TEMP}} {tdamp_ps:g}
+{fix}
 thermo_style    custom step temp pe ke etotal press vol
 thermo          {thermo}
-run             ${{STEPS}}
+{dump}run             ${{STEPS}}
 """
+NVT_FIX = "fix             nvt all nvt temp ${{TEMP}} ${{TEMP}} {tdamp_ps:g}"
+NPT_FIX = (
+    "fix             npt all npt temp ${{TEMP}} ${{TEMP}} {tdamp_ps:g} "
+    "iso {pressure_bar:g} {pressure_bar:g} {pdamp_ps:g}"
+)
+DUMP = (
+    "dump            traj all custom {every} dump.lammpstrj id type x y z\n"
+    "dump_modify     traj sort id\n"
+)
 
 COMMITTEE = """
 # The first model runs the MD; all of them (a committee) are evaluated every
@@ -96,12 +105,16 @@ def write_lammps_input(
     temperature_K: float = 300.0,
     timestep_fs: float = 1.0,
     seed: int = 0,
+    pressure_bar: float | None = None,
+    dump_every: int = 0,
 ) -> Path:
-    """``in.lammps`` and ``conf.lmp`` in ``out``: NVT of ~``natoms`` with ``models``.
+    """``in.lammps`` and ``conf.lmp`` in ``out``: NVT (or NPT at ``pressure_bar``,
+    periodic cells) of ~``natoms`` with ``models``.
 
     The first model runs the MD; with more (a committee), LAMMPS writes their
     deviation to ``model_devi.out``. ``student`` gives the pair lines
-    (:meth:`pfd.students.Student.lammps_pair_lines`).
+    (:meth:`pfd.students.Student.lammps_pair_lines`). ``dump_every`` > 0
+    writes positions to ``dump.lammpstrj`` that often.
     """
     models = [models] if isinstance(models, Path | str) else list(models)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +133,15 @@ def write_lammps_input(
         masses=True,
         atom_style="atomic",
     )
+    tdamp_ps = 100 * timestep_fs / 1000
+    npt = pressure_bar is not None and periodic
+    fix = (NPT_FIX if npt else NVT_FIX).format(
+        tdamp_ps=tdamp_ps, pressure_bar=pressure_bar, pdamp_ps=10 * tdamp_ps
+    )
     text = LAMMPS_INPUT.format(
+        ensemble=f"NPT ({pressure_bar:g} bar)" if npt else "NVT",
+        fix=fix,
+        dump=DUMP.format(every=dump_every) if dump_every else "",
         natoms=len(system),
         student=student.name,
         committee=COMMITTEE if len(models) > 1 else "",
@@ -132,7 +153,6 @@ def write_lammps_input(
         ),
         timestep_ps=timestep_fs / 1000,
         seed=seed + 4928459,
-        tdamp_ps=100 * timestep_fs / 1000,
         thermo=100,
     )
     (out / "in.lammps").write_text(text)
