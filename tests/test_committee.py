@@ -120,6 +120,17 @@ def test_lammps_input_runs_the_student_and_writes_the_deviation(tmp_path: Path):
     one = (tmp_path / "one" / "in.lammps").read_text()
     assert "pair_style      deepmd ../student/graph_c.pb\n" in one
     assert "model_devi" not in one
+    assert "fix             nvt all nvt temp ${TEMP} ${TEMP} 0.1\n" in one
+    assert "dump" not in one
+    # NPT at a pressure, positions dumped: the stability benchmark's input
+    write_lammps_input(cu, learner, models[0], ["Cu"], tmp_path / "npt",
+                       pressure_bar=1e4, dump_every=500)  # fmt: skip
+    npt = (tmp_path / "npt" / "in.lammps").read_text()
+    assert npt.startswith("# NPT (10000 bar) MD of")
+    fix = "fix             npt all npt temp ${TEMP} ${TEMP} 0.1"
+    assert f"{fix} iso 10000 10000 1\n" in npt
+    assert "dump            traj all custom 500 dump.lammpstrj id type x y z\n" in npt
+    assert npt.index("\ndump ") < npt.index("\nrun ")
 
 
 # --- real tiny students -------------------------------------------------------------
