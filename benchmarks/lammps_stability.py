@@ -33,14 +33,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _hottest_and_pressure(config: dict) -> tuple[float, float | None]:
-    explore, distill = config["explore"], config.get("distill", {})
-    temps = list(explore.get("temperatures_K") or [])
-    ramps = explore.get("ramps") or []
-    temps += [t for r in ramps for t in (r["start_K"], r["stop_K"])]
-    temps += list(distill.get("temperatures_K") or [])
-    pressures = [p for p in explore.get("pressures_bar") or [] if p is not None]
-    pressures += [p for p in distill.get("pressures_bar") or [] if p is not None]
+def _hottest_and_pressure(run: Path) -> tuple[float, float | None]:
+    """The hottest temperature and highest pressure of the run's exploration
+    and of its teacher's MD for distillation (:func:`pfd.teacher.md_settings`)."""
+    from pfd.state import recorded_config
+    from pfd.teacher import md_settings
+
+    config = recorded_config(run)
+    both = [config.explore, md_settings(config.distill, config.explore)]
+    temps = [t for c in both for t in c.temperatures_K]
+    temps += [t for c in both for r in c.ramps for t in (r.start_K, r.stop_K)]
+    pressures = [p for c in both for p in c.pressures_bar if p is not None]
     return max(temps), (max(pressures) if pressures else None)
 
 
@@ -151,8 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", choices=["nvt", "npt"])
     args = parser.parse_args(argv)
     run = args.run_dir.resolve()
-    config = json.loads((run / "config.json").read_text())
-    hottest, pressure = _hottest_and_pressure(config)
+    hottest, pressure = _hottest_and_pressure(run)
     plans = [("nvt", args.hot * hottest, None)]
     if pressure is not None:
         plans.append(("npt", hottest, pressure))
