@@ -26,7 +26,8 @@ from ase import Atoms, units
 from ase.geometry import find_mic
 
 from pfd.analysis._common import CalculatorSource, as_calculator, min_height
-from pfd.analysis.diffusion import RDF, rdf
+from pfd.analysis.diffusion import RDF, nearest_neighbour_distance, rdf
+from pfd.config.loop import ramp_temperature
 from pfd.structures import too_close
 
 MIN_DISTANCE_FACTOR = 0.6  # of the covalent-radius sum: closer is a broken MD
@@ -59,14 +60,11 @@ class QuenchProtocol:
         return self.melt_steps + self.quench_steps + self.anneal_steps
 
     def target_temperature(self, step: int) -> float:
-        """The thermostat's temperature at ``step`` (1-based)."""
-        into = step - self.melt_steps
-        if into <= 0:
-            return self.melt_K
-        if into >= self.quench_steps:
-            return self.final_K
-        frac = into / self.quench_steps
-        return self.melt_K + frac * (self.final_K - self.melt_K)
+        """The thermostat's temperature at ``step`` (1-based): an exploration
+        ramp's with the melt as its hold."""
+        return ramp_temperature(
+            self.melt_K, self.final_K, self.melt_steps, self.quench_steps, step
+        )
 
     def stage(self, step: int) -> str:
         if step <= self.melt_steps:
@@ -109,8 +107,6 @@ def melted(
     Melted when the mean squared displacement over the melt stage reaches
     ``fraction`` of the squared nearest-neighbour distance of ``atoms``.
     """
-    from pfd.analysis.diffusion import nearest_neighbour_distance
-
     melt = quench.stage("melt")
     if not melt:
         return None
