@@ -65,14 +65,51 @@ def main(argv: list[str] | None = None) -> dict:
                 key = f"{path.stem}/{subset}"
                 table.setdefault(key, {})[name] = errs.as_dict()
     names = list(calcs)
-    print("F RMSE eV/Å | E RMSE meV/atom per subset: " + " | ".join(names))
+    ratio = "student" in calcs
+    print(
+        "F RMSE eV/Å | E RMSE meV/atom per subset: " + " | ".join(names)
+        + (" | student/teacher F, E" if ratio else "")
+    )  # fmt: skip
     for key, row in table.items():
         n = next(iter(row.values()))["n_frames"]
         cells = [_cell(row[m]) for m in names]
+        if ratio:
+            cells.append(_ratio(row["student"], row["teacher"]))
         print(f"{key:40s} ({n:2d}) " + " | ".join(cells))
+    if ratio:
+        _student_verdict(table)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
     return table
+
+
+def _ratio(student: dict, teacher: dict) -> str:
+    force = student["force_rmse_eV_A"] / teacher["force_rmse_eV_A"]
+    energy = student["energy_rmse_eV_atom"] / max(teacher["energy_rmse_eV_atom"], 1e-9)
+    return f"{force:.2f}x, {energy:.2f}x"
+
+
+def _student_verdict(table: dict[str, dict[str, dict]]) -> None:
+    """Issue #16's bar per test set: student energy within 3x the teacher's on
+    every subset, force within 1.5x overall, no subset above 50 meV/atom."""
+    for stem in dict.fromkeys(k.split("/")[0] for k in table):
+        rows = {k.split("/", 1)[1]: v for k, v in table.items() if k.startswith(stem)}
+        subsets = {k: v for k, v in rows.items() if k != "all"}
+        worse = [
+            k for k, v in subsets.items() if _e(v["student"]) > 3 * _e(v["teacher"])
+        ]
+        off = [k for k, v in subsets.items() if _e(v["student"]) > 50]
+        student, teacher = rows["all"]["student"], rows["all"]["teacher"]
+        force = student["force_rmse_eV_A"] / teacher["force_rmse_eV_A"]
+        print(
+            f"{stem}: student force {force:.2f}x the teacher's overall (bar 1.5x); "
+            f"energy above 3x the teacher's on {worse or 'no subset'}; "
+            f"above 50 meV/atom on {off or 'no subset'}"
+        )
+
+
+def _e(errs: dict) -> float:
+    return errs["energy_rmse_eV_atom"] * 1e3
 
 
 def _cell(errs: dict) -> str:

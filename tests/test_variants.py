@@ -209,3 +209,67 @@ def test_run_variants_are_made_once_and_read_back(tmp_path, monkeypatch):
     plain = StructureConfig(path=tmp_path / "cu.extxyz")
     assert run_variants([(cu, plain)], tmp_path / "none.extxyz") == []
     assert not (tmp_path / "none.extxyz").exists()
+
+
+def test_teacher_md_runs_the_variants_each_at_its_own_conditions(tmp_path):
+    """Distillation's teacher data covers the variants: every frame names its
+    variant, a slab keeps its cell (NVT only), a melt runs its own ramp."""
+    from pfd.config import DistillConfig, ExploreConfig
+    from pfd.progress import Reporter
+    from pfd.teacher import generate as teacher_md
+
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    cu.info = {"structure": 0, "name": "Cu"}
+    cfg = VariantsConfig(vacancies=True, surfaces=[[1, 0, 0]], melt=True,
+                         melting_K=1358, melt_steps=6, min_atoms=8)  # fmt: skip
+    variants = generate(cu, cfg)
+    settings = DistillConfig(steps=6, sample_every=3, rattles_per_frame=0)
+    explore = ExploreConfig(temperatures_K=[300], pressures_bar=[None, 1000])
+    with threadpool_limits(1):
+        frames = teacher_md(
+            EMT, [cu], settings, explore, 0, tmp_path, Reporter(quiet=True),
+            variants=variants, executor=_Serial(),
+        )  # fmt: skip
+    kinds = {}
+    for frame in frames:
+        kinds.setdefault(frame.info.get("variant", "bulk"), []).append(frame)
+    assert set(kinds) == {"bulk", "vacancy-Cu0", "slab-100", "melt"}
+    # bulk and vacancy: 150, 300, 360 K x (NVT, NPT) = 6 trajectories of 2 frames
+    assert len(kinds["bulk"]) == len(kinds["vacancy-Cu0"]) == 12
+    assert len(kinds["slab-100"]) == 3 * 2  # NVT only
+    assert len(kinds["melt"]) == 4  # 6 steps held + 6 quenched, every 3rd
+    slab = next(v for v in variants if v.info["variant"] == "slab-100")
+    for frame in kinds["slab-100"]:
+        assert np.allclose(frame.cell[:], slab.cell[:])
+        assert len(frame) == len(slab)
+    vacancy = next(v for v in variants if v.info["variant"] == "vacancy-Cu0")
+    assert len(vacancy) == 7  # 8 sites (min_atoms) minus one
+    assert all(len(f) == len(vacancy) for f in kinds["vacancy-Cu0"])
+    assert all(np.isfinite(f.get_forces()).all() for f in frames)
+
+
+class _Serial:
+    """An executor that runs each task in this process (no worker pool)."""
+
+    def submit(self, kind, fn, *args):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def slots(self, kind):
+        return 1
+
+
+def test_distill_variants_of_a_molecule_is_one_line_error():
+    from pfd.variants import check_requests, with_variants
+
+    mol = molecule("H2O")
+    mol.info = {"structure": 0, "name": "water"}
+    from pfd.config import StructureConfig
+
+    entry = StructureConfig(path="water.xyz")
+    check_requests([(mol, entry)])  # nothing asked: fine
+    with pytest.raises(ConfigError, match=r"not periodic.*pbc true"):
+        check_requests(with_variants([(mol, entry)], VariantsConfig(vacancies=True)))

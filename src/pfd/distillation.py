@@ -35,7 +35,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.io import read
 
-from pfd.analysis.errors import Errors, evaluate, predict
+from pfd.analysis.errors import Errors, errors_of, evaluate, predict
 from pfd.config import DistillConfig, ExploreConfig, RunConfig
 from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
@@ -75,6 +75,7 @@ def distill(
     *,
     explore: ExploreConfig | None = None,
     reference: list[Atoms] | None = None,
+    variants: list[Atoms] | None = None,
     student_dir: str | Path | None = None,
     student: str = STUDENT,
     seed: int = 0,
@@ -87,7 +88,9 @@ def distill(
     ``teacher``: a model file (any :func:`pfd.load_calculator` reads) or a
     picklable callable returning an ASE calculator. ``explore``: the MD
     settings the teacher data widens (temperatures, timestep); ``reference``:
-    labelled frames (DFT) to compare student and teacher on. The student and
+    labelled frames (DFT) to compare student and teacher on; ``variants``:
+    structure variants (:func:`pfd.variants.generate`) the teacher's MD also
+    runs, each at its own conditions. The student and
     its LAMMPS input go to ``student_dir`` (default ``WORKDIR/student``).
     Resumable: a rerun with the same ``workdir`` reuses every finished part.
     """
@@ -107,7 +110,7 @@ def distill(
 
     t0 = time.perf_counter()
     frames = generate(
-        teacher, structures, settings, explore, seed, work, report, executor
+        teacher, structures, settings, explore, seed, work, report, executor, variants
     )
     seconds = {"generate": time.perf_counter() - t0}
     train, test, pool = _split(frames, settings, seed, work, report)
@@ -176,6 +179,7 @@ def _record(
         "n_test": n_test,
         "steps": settings.student.steps,
         "vs_teacher": rounds.errors.as_dict(),
+        "vs_teacher_by_variant": {k: e.as_dict() for k, e in rounds.by_variant.items()},
         "teacher_force_rms_eV_A": rounds.force_scale,
         "learned": rounds.learned,
     }
@@ -203,7 +207,7 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
     """Distil the run's fine-tuned model into a student (resumable)."""
     from pfd.models import CalculatorFactory
     from pfd.state import RunState
-    from pfd.structures import read_structures
+    from pfd.structures import read_inputs
 
     report = report or Reporter()
     layout = RunLayout(config.run_dir)
@@ -230,14 +234,17 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
         from pfd.execute import make_executor
 
         executor = make_executor(config.execution, layout.root, 1, 1)
+    inputs = read_inputs(config.structures)
+    variants = teacher_variants(config, inputs, layout, factory, report)
     try:
         result = distill(
             factory,
-            read_structures(config.structures),
+            [atoms for atoms, _ in inputs],
             config.distill,
             layout.distill,
             explore=config.explore,
             reference=reference,
+            variants=variants,
             student_dir=layout.student,
             seed=config.seed,
             threads=model.threads,
@@ -249,6 +256,32 @@ def run_distill(config: RunConfig, report: Reporter | None = None) -> DistillRes
             executor.close()
     write_json_atomic(layout.student_check, _relocatable(result.check, layout))
     return result
+
+
+def teacher_variants(
+    config: RunConfig,
+    inputs: list,
+    layout: RunLayout,
+    teacher: Callable[[], Calculator],
+    report: Reporter,
+) -> list[Atoms]:
+    """The structure variants the teacher's MD runs: ``distill.variants`` of
+    every structure, made once (random phases relaxed by the teacher) into
+    ``distill/variants.extxyz``; by default the loop's own (``variants.extxyz``)."""
+    from pfd.variants import check_requests, describe, run_variants, with_variants
+
+    asked = with_variants(inputs, config.distill.variants)
+    check_requests(asked)
+    own = config.distill.variants is None
+    path = layout.variants if own else layout.distill / "variants.extxyz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    variants = run_variants(asked, path, teacher, config.seed)
+    if variants:
+        where = "the loop's" if own else "distill.variants"
+        report.info(f"distill: {len(variants)} structure variants ({where}) as well")
+        for line in describe(variants):
+            report.info(f"  variants {line}")
+    return variants
 
 
 def _relocatable(check: dict[str, Any], layout: RunLayout) -> dict[str, Any]:
@@ -318,12 +351,24 @@ class Rounds:
     errors: Errors
     seconds: dict[str, float]
     force_scale: float  # RMS of the teacher's force components on the test frames
+    by_variant: dict[str, Errors] = field(default_factory=dict)
 
     @property
     def learned(self) -> bool:
         """False when the student's force error is most of the forces themselves:
         a student that predicts (nearly) zero forces everywhere."""
         return self.errors.force_rmse_eV_A < UNLEARNED * self.force_scale
+
+
+def by_variant(frames: list[Atoms], predictions: list) -> dict[str, Errors]:
+    """Errors per structure variant of the frames (``'bulk'`` for a structure
+    itself); empty when the frames come from the structures alone."""
+    groups: dict[str, list] = {}
+    for atoms, pred in zip(frames, predictions, strict=True):
+        groups.setdefault(str(atoms.info.get("variant", "bulk")), []).append(pred)
+    if len(groups) < 2:
+        return {}
+    return {k: errors_of(v) for k, v in sorted(groups.items())}
 
 
 def train_rounds(
@@ -354,7 +399,8 @@ def train_rounds(
         )
         seconds[f"train_round_{round_}"] = time.perf_counter() - t0
         calc = student.calculator(model)
-        errs = evaluate(test, calc)
+        predictions = predict(test, calc)
+        errs = errors_of(predictions)
         report.info(
             f"distill round {round_}: student vs teacher on {errs.n_frames} held-out "
             f"frames: force RMSE {errs.force_rmse_eV_A:.4f} eV/Å, energy RMSE "
@@ -378,6 +424,13 @@ def train_rounds(
     forces = np.concatenate([a.get_forces().ravel() for a in test])
     scale = float(np.sqrt(np.mean(forces**2)))
     rounds = Rounds(round_dir, round_, train, errs, seconds, scale)
+    rounds.by_variant = by_variant(test, predictions)
+    for variant, e in rounds.by_variant.items():
+        report.info(
+            f"  {variant}: {e.n_frames} held-out frames, force RMSE "
+            f"{e.force_rmse_eV_A:.4f} eV/Å, energy RMSE "
+            f"{e.energy_rmse_eV_atom * 1000:.2f} meV/atom"
+        )
     if not rounds.learned:
         report.info(
             f"WARNING: the student did not learn the teacher: its force RMSE "

@@ -56,7 +56,13 @@ from pfd.structures import (
     structures_digest,
 )
 from pfd.training import check_one_reference, fine_tune_task, training_job
-from pfd.variants import check_requests, describe, requests_key, run_variants
+from pfd.variants import (
+    check_requests,
+    describe,
+    requests_key,
+    run_variants,
+    with_variants,
+)
 
 
 @dataclass
@@ -81,6 +87,8 @@ def setup(config: RunConfig, report: Reporter) -> Context:
     inputs = read_inputs(config.structures)
     structures = [atoms for atoms, _ in inputs]
     added = check_requests(inputs)  # variants that cannot be made: before any write
+    if config.distill.enabled:  # the teacher's variants: refused now, not after DFT
+        added |= check_requests(with_variants(inputs, config.distill.variants))
     check_materials(config.explore, inputs)  # names, per_structure, NPT of molecules
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     symbols |= added

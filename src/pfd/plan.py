@@ -109,7 +109,7 @@ def check_all(
     from pfd.models import make_backend
     from pfd.plan_variants import planned_variants
     from pfd.structures import read_inputs
-    from pfd.variants import check_requests
+    from pfd.variants import check_requests, with_variants
 
     checks = []
     inputs = read_inputs(config.structures)
@@ -121,6 +121,8 @@ def check_all(
             f"{len(atoms)} atoms, {kind}"
         )
     added = check_requests(inputs)  # elements of interstitials
+    if config.distill.enabled:
+        added |= check_requests(with_variants(inputs, config.distill.variants))
     check_materials(config.explore, inputs)
     symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     symbols |= added

@@ -38,6 +38,7 @@ _GENERATION = (
     "rattles_per_frame",
     "rattle_A",
     "rattle_strain",
+    "variants",
 )
 
 
@@ -93,6 +94,18 @@ def supercells(structures: list[Atoms], cfg: DistillConfig) -> list[Atoms]:
     return out
 
 
+def variant_cells(variants: list[Atoms], first: int) -> list[Atoms]:
+    """Structure variants (:mod:`pfd.variants`) as teacher MD cells numbered from
+    ``first`` on, each keeping its ``info['variant']`` (and a slab's fixed cell, a
+    melt's ramps), so that every frame names the variant it comes from."""
+    out = []
+    for k, cell in enumerate(variants):
+        cell = cell.copy()
+        cell.info = dict(cell.info) | {"structure": first + k, "supercell": "1x1x1"}
+        out.append(cell)
+    return out
+
+
 def generate(
     teacher: Callable[[], Calculator],
     structures: list[Atoms],
@@ -102,13 +115,17 @@ def generate(
     work: Path,
     report: Reporter,
     executor=None,
+    variants: list[Atoms] | None = None,
 ) -> list[Atoms]:
     """Teacher MD over the distillation's conditions; one file per trajectory.
 
+    ``structures`` run at each of ``cfg.supercells``, then ``variants`` as they
+    are (a slab NVT only, a melt its own ramps; see :func:`pfd.explore.plan_md`).
     The trajectories run side by side as ``md`` tasks of ``executor`` (default:
     a local pool of ``cfg.workers`` processes, each with its share of threads).
     """
     systems = supercells(structures, cfg)
+    systems += variant_cells(variants or [], len(systems))
     settings = md_settings(cfg, explore)
     tasks = plan_md(systems, settings, seed=seed * 1000 + 999)
     md_dir = work / "md"

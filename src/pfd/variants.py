@@ -328,6 +328,16 @@ def check_requests(inputs: Sequence[tuple[Atoms, StructureConfig]]) -> set[str]:
     return added
 
 
+def with_variants(
+    inputs: Sequence[tuple[Atoms, StructureConfig]], variants: VariantsConfig | None
+) -> list[tuple[Atoms, StructureConfig]]:
+    """``inputs`` with every entry asking for ``variants`` instead of its own
+    (None: as they are): the variants distillation's teacher MD runs."""
+    if variants is None:
+        return list(inputs)
+    return [(atoms, e.model_copy(update={"variants": variants})) for atoms, e in inputs]
+
+
 def requests_key(inputs: Sequence[tuple[Atoms, StructureConfig]]) -> str:
     """The variants asked for, as text (``''`` if none): hashed with the
     structures, so that a resumed run cannot explore other variants."""

@@ -130,6 +130,15 @@ def _student_line(student: dict[str, Any]) -> str:
         f"frames: F RMSE {t['force_rmse_eV_A']:.3f} eV/Å, E RMSE "
         f"{t['energy_rmse_eV_atom'] * 1000:.1f} meV/atom"
     )
+    if variants := student.get("vs_teacher_by_variant"):
+        line += (
+            " ("
+            + ", ".join(
+                f"{k} {v['force_rmse_eV_A']:.3f}/{v['energy_rmse_eV_atom'] * 1000:.1f}"
+                for k, v in variants.items()
+            )
+            + " per variant)"
+        )
     if dft := student.get("vs_dft"):
         line += (
             f"; vs DFT: F RMSE {dft['student']['force_rmse_eV_A']:.3f} eV/Å "

@@ -17,6 +17,7 @@ from pfd.config._base import (
     _Model,
     check_temperatures,
 )
+from pfd.config.loop import VariantsConfig
 
 _AUTO_SEL = r"^auto(:\d+(\.\d+)?)?$"
 
@@ -136,6 +137,13 @@ class DistillConfig(_Model):
     )
     steps: int = Field(400, ge=1, le=MAX_STEPS, description="MD steps per trajectory.")
     sample_every: int = Field(5, ge=1)
+    variants: VariantsConfig | None = Field(
+        None,
+        description="Structure variants of each structure for the teacher's MD "
+        "(vacancies, surfaces, phases, melt; no DFT cost): the student learns the "
+        "teacher where users go. Default: the variants the structures' entries ask "
+        "the loop to explore; {} for none.",
+    )
     rattles_per_frame: int = Field(
         1,
         ge=0,
