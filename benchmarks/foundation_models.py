@@ -119,7 +119,9 @@ def _run(config: Path, out: Path, backend: str, checkpoint: str) -> Path:
         item["path"] = str((base / item["path"]).resolve())
     report = dict(raw.get("report") or {})
     if report.get("test_data"):
-        report = {"test_data": str((base / report["test_data"]).resolve())}
+        paths = report["test_data"]
+        paths = [paths] if isinstance(paths, str) else paths
+        report = {"test_data": [str((base / p).resolve()) for p in paths]}
     else:
         report = {"enabled": False}
     if (base / checkpoint).is_file():
@@ -242,7 +244,7 @@ def replay(
 
     config = recorded_config(run_dir)
     cfg = config.finetune
-    test_data = test_data or config.report.test_data
+    test_data = test_data or next(iter(config.report.test_data), None)
     if test_data is None:
         raise SystemExit(f"{run_dir} has no report.test_data; give --test-data")
     test = read(test_data, ":")

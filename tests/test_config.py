@@ -151,3 +151,22 @@ def test_non_finite_and_unphysical_values_are_refused_at_load(
         load_config(make_config(yaml.safe_load(text)))
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_report_test_data_is_one_file_or_a_list(make_config, tmp_path: Path):
+    one = load_config(make_config({"report": {"test_data": "a.extxyz"}}))
+    assert one.report.test_data == [(tmp_path / "a.extxyz").resolve()]
+    two = load_config(make_config({"report": {"test_data": ["a.extxyz", "b.xyz"]}}))
+    assert two.report.test_data == [
+        (tmp_path / n).resolve() for n in ("a.extxyz", "b.xyz")
+    ]
+    assert load_config(make_config()).report.test_data == []
+
+
+def test_distill_variants_default_to_the_loops(make_config):
+    assert load_config(make_config()).distill.variants is None
+    cfg = load_config(make_config({"distill": {"variants": {"vacancies": True}}}))
+    assert cfg.distill.variants.vacancies
+    assert not cfg.distill.variants.melt
+    with pytest.raises(ConfigError, match=r"distill\.variants\.surfaces"):
+        load_config(make_config({"distill": {"variants": {"surfaces": [[1, 0]]}}}))

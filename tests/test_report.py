@@ -32,7 +32,7 @@ SMALL = {
     "explore": {"workers": 1},
     "report": {
         "enabled": True,
-        "test_data": "test.extxyz",
+        "test_data": ["test.extxyz", "broad-set.extxyz"],  # one table each
         "phonons": {"npoints": 20, "dft": True},
         "vacancy": {"dft": True},
         "surfaces": {"miller": [[1, 1, 1]], "min_atoms": 8},
@@ -55,6 +55,7 @@ def reported(tmp_path_factory) -> Path:
         a.get_stress()
         test.append(a)
     write(root / "test.extxyz", test)
+    write(root / "broad-set.extxyz", test[:2])
     (root / "pfd.yaml").write_text(yaml.safe_dump(merge(BASE_CONFIG, SMALL)))
     result = CliRunner().invoke(app, ["run", str(root / "pfd.yaml"), "-q"])
     assert result.exit_code == 0, result.output
@@ -73,7 +74,9 @@ def test_report_has_every_section_and_its_images(reported: Path):
         "diffusion",
     ):
         assert key in numbers
-    assert set(numbers["errors"]) == {"dft_run", "dft_test"}
+    assert set(numbers["errors"]) == {"dft_run", "dft_test", "dft_broad_set"}
+    assert numbers["errors"]["dft_broad_set"]["teacher"]["n_frames"] == 2
+    assert (reported / "parity_dft_broad_set.png").is_file()
     eos = next(iter(numbers["eos"].values()))
     assert set(eos["fit"]) == {"foundation", "teacher", "DFT"}
     phonons = next(iter(numbers["phonons"].values()))

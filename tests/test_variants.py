@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -214,7 +216,7 @@ def test_run_variants_are_made_once_and_read_back(tmp_path, monkeypatch):
 def test_teacher_md_runs_the_variants_each_at_its_own_conditions(tmp_path):
     """Distillation's teacher data covers the variants: every frame names its
     variant, a slab keeps its cell (NVT only), a melt runs its own ramp."""
-    from pfd.config import DistillConfig, ExploreConfig
+    from pfd.config import DistillConfig, ExploreConfig, StructureExploreConfig
     from pfd.progress import Reporter
     from pfd.teacher import generate as teacher_md
 
@@ -246,6 +248,21 @@ def test_teacher_md_runs_the_variants_each_at_its_own_conditions(tmp_path):
     assert len(vacancy) == 7  # 8 sites (min_atoms) minus one
     assert all(len(f) == len(vacancy) for f in kinds["vacancy-Cu0"])
     assert all(np.isfinite(f.get_forces()).all() for f in frames)
+    # distill.variant_conditions: the variants at their own (cheaper) grid only
+    cheap = settings.model_copy(
+        update={"variant_conditions": StructureExploreConfig(
+            temperatures_K=[500], pressures_bar=[None], steps=9)}
+    )  # fmt: skip
+    (tmp_path / "cheap").mkdir()
+    with threadpool_limits(1):
+        frames = teacher_md(
+            EMT, [cu], cheap, explore, 0, tmp_path / "cheap", Reporter(quiet=True),
+            variants=variants, executor=_Serial(),
+        )  # fmt: skip
+    counts = Counter(f.info.get("variant", "bulk") for f in frames)
+    assert counts["bulk"] == 12  # the structures' grid is unchanged
+    assert counts["vacancy-Cu0"] == counts["slab-100"] == 3  # 500 K NVT, 9 steps
+    assert counts["melt"] == 4  # its own ramp, as before
 
 
 class _Serial:

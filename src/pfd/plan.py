@@ -144,8 +144,7 @@ def check_all(
 def _check_extras(config: RunConfig) -> list[str]:
     """Files and packages of the later phases; the run directory."""
     checks = []
-    test_data = config.report.test_data
-    if config.report.enabled and test_data is not None:
+    for test_data in config.report.test_data if config.report.enabled else []:
         if not Path(test_data).is_file():
             raise PFDError(f"report.test_data '{test_data}' not found; fix the path")
         checks.append(f"report.test_data {Path(test_data).name} found")

@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import as_completed
 from dataclasses import is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.io import read
 
-from pfd.config import DistillConfig, ExploreConfig
+from pfd.config import DistillConfig, ExploreConfig, StructureExploreConfig
 from pfd.db import write_frames_atomic, write_json_atomic
 from pfd.errors import PFDError
 from pfd.explore import MDTask, cached_calculator, labelled_by, plan_md, run_md
@@ -39,6 +40,7 @@ _GENERATION = (
     "rattle_A",
     "rattle_strain",
     "variants",
+    "variant_conditions",
 )
 
 
@@ -77,6 +79,16 @@ def md_settings(cfg: DistillConfig, explore: ExploreConfig) -> ExploreConfig:
             "per_structure": {},  # the loop's own conditions, not the student's
         }
     )
+
+
+def variant_settings(
+    settings: ExploreConfig, own: StructureExploreConfig | None
+) -> ExploreConfig:
+    """``settings`` with the keys ``own`` gives (the variants' conditions)."""
+    if own is None:
+        return settings
+    given = {k: getattr(own, k) for k in type(own).model_fields}
+    return settings.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
 def supercells(structures: list[Atoms], cfg: DistillConfig) -> list[Atoms]:
@@ -120,14 +132,19 @@ def generate(
     """Teacher MD over the distillation's conditions; one file per trajectory.
 
     ``structures`` run at each of ``cfg.supercells``, then ``variants`` as they
-    are (a slab NVT only, a melt its own ramps; see :func:`pfd.explore.plan_md`).
+    are, at ``cfg.variant_conditions`` where given (a slab NVT only, a melt its
+    own ramps; see :func:`pfd.explore.plan_md`).
     The trajectories run side by side as ``md`` tasks of ``executor`` (default:
     a local pool of ``cfg.workers`` processes, each with its share of threads).
     """
     systems = supercells(structures, cfg)
-    systems += variant_cells(variants or [], len(systems))
     settings = md_settings(cfg, explore)
     tasks = plan_md(systems, settings, seed=seed * 1000 + 999)
+    cells = variant_cells(variants or [], len(systems))
+    if cells:  # at their own conditions where asked (distill.variant_conditions)
+        conditions = variant_settings(settings, cfg.variant_conditions)
+        tasks += plan_md(cells, conditions, seed=seed * 1000 + 998)
+        systems += cells
     md_dir = work / "md"
     md_dir.mkdir(exist_ok=True)
     todo = [k for k in range(len(tasks)) if not (md_dir / f"{k:03d}.json").exists()]
@@ -176,13 +193,17 @@ def _teacher_md(
     report: Reporter,
     executor,
 ) -> None:
-    """Submit every trajectory, write each one's frames and record as it ends."""
+    """Submit every trajectory, longest (atoms x steps) first so that a melt's
+    long ramp does not run alone at the end; write each one's frames and record
+    as it ends."""
+    longest = sorted(jobs, key=lambda k: -len(jobs[k][0]) * jobs[k][1].steps)
     futures = {
-        k: executor.submit("md", teacher_job, teacher, atoms, task, settings, cfg)
-        for k, (atoms, task) in jobs.items()
+        executor.submit("md", teacher_job, teacher, *jobs[k], settings, cfg): k
+        for k in longest
     }
     with report.bar("teacher MD", len(futures)) as update:
-        for done, (k, future) in enumerate(futures.items(), start=1):
+        for done, future in enumerate(as_completed(futures), start=1):
+            k = futures[future]
             frames, record = future.result()
             write_frames_atomic(md_dir / f"{k:03d}.extxyz", frames)
             write_json_atomic(md_dir / f"{k:03d}.json", record)

@@ -36,6 +36,7 @@ from pfd.config.loop import (
     RampConfig,
     SelectConfig,
     StructureConfig,
+    StructureExploreConfig,
     VariantsConfig,
     _backend_attribute,
     miller_index,
@@ -78,6 +79,7 @@ __all__ = [
     "SelectConfig",
     "SpeedReportConfig",
     "StructureConfig",
+    "StructureExploreConfig",
     "StudentConfig",
     "VacancyReportConfig",
     "VariantsConfig",
@@ -251,10 +253,9 @@ def load_config(path: str | Path) -> RunConfig:
         "structures": structures,
         "run_dir": (base / config.run_dir).resolve(),
     }
-    if config.report.test_data is not None:
-        updates["report"] = config.report.model_copy(
-            update={"test_data": (base / config.report.test_data).resolve()}
-        )
+    if config.report.test_data:
+        paths = [(base / p).resolve() for p in config.report.test_data]
+        updates["report"] = config.report.model_copy(update={"test_data": paths})
     if config.finetune.replay_data is not None:
         replay = (base / config.finetune.replay_data).resolve()
         if not replay.is_file():

@@ -17,7 +17,7 @@ from pfd.config._base import (
     _Model,
     check_temperatures,
 )
-from pfd.config.loop import VariantsConfig
+from pfd.config.loop import StructureExploreConfig, VariantsConfig
 
 _AUTO_SEL = r"^auto(:\d+(\.\d+)?)?$"
 
@@ -143,6 +143,13 @@ class DistillConfig(_Model):
         "(vacancies, surfaces, phases, melt; no DFT cost): the student learns the "
         "teacher where users go. Default: the variants the structures' entries ask "
         "the loop to explore; {} for none.",
+    )
+    variant_conditions: StructureExploreConfig | None = Field(
+        None,
+        description="The teacher's MD conditions on the variants (temperatures_K, "
+        "pressures_bar, steps), to keep them cheaper than the structures' grid: "
+        "{temperatures_K: [500, 1500], pressures_bar: [null]}; a key left out is "
+        "the distillation's. A slab stays NVT, the melt runs its own ramps.",
     )
     rattles_per_frame: int = Field(
         1,

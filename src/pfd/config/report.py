@@ -227,8 +227,10 @@ class ReportConfig(_Model):
     """``pfd report``: errors, learning curve and physics, per model, vs DFT."""
 
     enabled: bool = Field(True, description="Write the report at the end of 'pfd run'.")
-    test_data: Path | None = Field(
-        None, description="Held-out labelled frames (extxyz), relative to the YAML."
+    test_data: list[Path] = Field(
+        default_factory=list,
+        description="Held-out labelled frames (extxyz), relative to the YAML: one "
+        "file or a list (each its own errors table, per info['subset']).",
     )
     eos: EOSReportConfig = EOSReportConfig()
     phonons: PhononReportConfig = PhononReportConfig()
@@ -238,3 +240,10 @@ class ReportConfig(_Model):
     speed: SpeedReportConfig = SpeedReportConfig()
     vibrations: VibrationsReportConfig = VibrationsReportConfig()
     rdf: RDFReportConfig = RDFReportConfig()
+
+    @field_validator("test_data", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str | Path) else value

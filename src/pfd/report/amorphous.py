@@ -125,7 +125,8 @@ def dft_sets(
     if run:
         out["DFT: run's quench frames"] = run
     patterns = [p.lower() for p in settings.test_subsets]
-    for atoms in frames.get("dft_test", []):
+    held_out = [a for key, found in frames.items() if key != "dft_run" for a in found]
+    for atoms in held_out:  # every report.test_data file
         subset = str(atoms.info.get("subset", ""))
         if any(p in subset.lower() for p in patterns):
             out.setdefault(f"DFT test: {subset}", []).append(atoms)

@@ -229,11 +229,13 @@ def _inputs(config: RunConfig) -> list[tuple[Atoms, Any]]:
 def _datasets(config: RunConfig) -> dict[str, tuple[Path, list[Atoms]]]:
     """Labelled frames to measure errors on: the run's DFT, and held-out test data."""
     paths = {"dft_run": RunLayout(config.run_dir).dft}
-    test = config.report.test_data
-    if test is not None:
+    for k, test in enumerate(config.report.test_data):
         if not Path(test).is_file():
-            raise PFDError(f"report.test_data '{test}' not found")
-        paths["dft_test"] = Path(test)
+            raise PFDError(f"report.test_data '{test}' not found; fix the path")
+        # the first is 'dft_test' (as with one file), the others by their name
+        paths["dft_test" if k == 0 else f"dft_{sections.slug(Path(test).stem)}"] = Path(
+            test
+        )
     found = {k: (p, _labelled(p)) for k, p in paths.items()}
     return {k: v for k, v in found.items() if v[1]}
 
