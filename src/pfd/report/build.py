@@ -233,9 +233,8 @@ def _datasets(config: RunConfig) -> dict[str, tuple[Path, list[Atoms]]]:
         if not Path(test).is_file():
             raise PFDError(f"report.test_data '{test}' not found; fix the path")
         # the first is 'dft_test' (as with one file), the others by their name
-        paths["dft_test" if k == 0 else f"dft_{sections.slug(Path(test).stem)}"] = Path(
-            test
-        )
+        name = "dft_test" if k == 0 else f"dft_{sections.slug(Path(test).stem)}"
+        paths[name] = Path(test)
     found = {k: (p, _labelled(p)) for k, p in paths.items()}
     return {k: v for k, v in found.items() if v[1]}
 
