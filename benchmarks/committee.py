@@ -88,21 +88,10 @@ def score(run_dir: Path, sets: list[Path], threads: int) -> dict:
     }
 
 
-def overlap(rows: list[dict], error_key: str) -> tuple[int, int]:
-    """Of the top-20 % frames by error, how many are in the top 20 % by deviation."""
-    n = max(1, round(TOP * len(rows)))
-    by_dev = set(np.argsort([-r["max_devi_f_eV_A"] for r in rows])[:n].tolist())
-    by_err = set(np.argsort([-r[error_key] for r in rows])[:n].tolist())
-    return len(by_dev & by_err), n
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def report(result: dict, like_training: str) -> None:
     """The table, the overlap and the flags (``like_training``: that set's name)."""
+    from pfd.students.committee import ranking
+
     rows, threshold = result["frames"], result["threshold_eV_A"]
     print(f"committee: {', '.join(Path(m).name for m in result['members'])}")
     print("per subset: frames | student F RMSE eV/Å | max_devi_f mean / max eV/Å")
@@ -115,13 +104,14 @@ def report(result: dict, like_training: str) -> None:
             f"  {name:36s} {len(sub):3d} | {err:6.3f} | "
             f"{np.mean(dev):.3f} / {np.max(dev):.3f}"
         )
+    dev = [r["max_devi_f_eV_A"] for r in rows]
     for key, label in (("force_rmse_eV_A", "force RMSE"),
                        ("max_force_error_eV_A", "max atomic force error")):  # fmt: skip
-        hit, n = overlap(rows, key)
-        rho = spearman([r["max_devi_f_eV_A"] for r in rows], [r[key] for r in rows])
+        rank = ranking(np.array(dev), np.array([r[key] for r in rows]), TOP)
         print(
             f"top {TOP:.0%} by deviation vs top {TOP:.0%} by {label} over "
-            f"{len(rows)} frames: {hit}/{n} shared (Spearman {rho:.2f})"
+            f"{len(rows)} frames: {rank['top_shared']}/{rank['top_n']} shared "
+            f"(Spearman {rank['spearman']:.2f})"
         )
     held = [r["max_devi_f_eV_A"] for r in rows if r["set"] == like_training]
     alt = 2 * np.percentile(held, 95)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from pfd.students.committee import (
     by_subset,
     default_threshold,
     deviation,
+    ranking,
+    ranking_line,
 )
 
 
@@ -183,7 +186,53 @@ def tiny_committee(tmp_path_factory) -> tuple[list[Path], Path]:
     work = tmp_path_factory.mktemp("committee")
     members, record = _tiny_committee(work, 3)
     assert record["committee"]["threshold_eV_A"] > 0
+    rank = record["committee"]["ranking"]  # on the 6 held-out frames
+    assert rank["n_frames"] == 6
+    assert rank["top_n"] == 1
     return members, work
+
+
+def test_ranking_says_how_well_deviation_orders_errors():
+    error = np.linspace(0.05, 1.0, 20)
+    good = ranking(2 * error + 0.01, error)  # the same order
+    assert good["spearman"] == pytest.approx(1.0)
+    assert (good["top_n"], good["top_shared"], good["weak"]) == (4, 4, False)
+    bad = ranking(error[::-1], error)  # the reverse: the largest errors look safest
+    assert bad["spearman"] == pytest.approx(-1.0)
+    assert (bad["top_shared"], bad["weak"]) == (0, True)
+    assert "WEAK" in ranking_line(bad, "frames")
+    assert "WEAK" not in ranking_line(good, "frames")
+    assert "4/4" in ranking_line(good, "frames")
+    flat = ranking(np.ones(5), np.arange(5.0))  # no ranking at all
+    assert flat["spearman"] is None
+    assert flat["weak"]
+    with pytest.raises(ValueError, match="one deviation per error"):
+        ranking(np.ones(3), np.ones(4))
+
+
+@pytest.mark.slow
+def test_pfd_test_prints_how_well_the_committee_ranks_errors(tiny_committee, tmp_path):
+    from ase.io import write
+    from typer.testing import CliRunner
+
+    from pfd.cli.main import app
+
+    members, _ = tiny_committee
+    data = tmp_path / "frames.extxyz"
+    write(data, _emt_frames(5, 4, 0.05) + _emt_frames(5, 5, 0.25, scale=0.9))
+    out = tmp_path / "errors.json"
+    args = ["test", str(members[0]), str(data), "--output", str(out)]
+    for m in members[1:]:
+        args += ["--committee", str(m)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ranks the model's largest atomic force error on 10 frames" in result.output
+    rank = json.loads(out.read_text())["committee"]["ranking"]
+    assert rank["n_frames"] == 10
+    assert rank["top_n"] == 2
+    # hot, compressed frames: the largest errors and the largest deviations
+    assert rank["spearman"] > 0.5
+    assert rank["top_shared"] >= 1
 
 
 @pytest.mark.slow

@@ -66,3 +66,22 @@ def test_deviation_flags_the_analyses_that_leave_the_data(tmp_path: Path):
     assert found["phonons: cu"]["n_flagged"] == 0
     assert found["vacancy: cu (student-relaxed)"]["max_eV_A"] < 0.1
     assert found["diffusion: student MD 300 K"]["n_frames"] > 5
+
+
+def test_page_says_when_the_committee_ranks_errors_weakly(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from pfd.report.page import render
+
+    weak = {"n_frames": 150, "spearman": 0.31, "top_share": 0.2, "top_n": 30,
+            "top_shared": 7, "weak": True}  # fmt: skip
+    committee = Committee([EMT(), _Unsure()], 0.1, "test", ranking=weak)
+    section = extrapolation_section(committee, {"EOS: cu": [CU.copy()]})
+    numbers = {"models": {}, "learning_curve": {"rows": []}, "extrapolation": section,
+               "seconds": {}, "reused": []}  # fmt: skip
+    page = render(numbers, SimpleNamespace(name="cu"), tmp_path)
+    assert "Spearman 0.31" in page
+    assert "7/30 are in the top 20 %" in page
+    assert "A weak ranking" in page
+    section["ranking"] = weak | {"spearman": 0.8, "top_shared": 20, "weak": False}
+    assert "A weak ranking" not in render(numbers, SimpleNamespace(name="cu"), tmp_path)

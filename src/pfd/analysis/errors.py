@@ -85,6 +85,14 @@ def errors_of(predictions: list[Prediction]) -> Errors:
     )
 
 
+def max_force_errors(predictions: list[Prediction]) -> np.ndarray:
+    """Per frame, the largest atomic force error |F_model - F_ref| (eV/Å): the
+    error a committee's ``max_devi_f`` stands for."""
+    return np.array(
+        [np.linalg.norm(p.forces[1] - p.forces[0], axis=-1).max() for p in predictions]
+    )
+
+
 def evaluate(frames: list[Atoms], model: CalculatorSource) -> Errors:
     """Errors of ``model`` on labelled ``frames``."""
     return errors_of(predict(frames, model))

@@ -75,6 +75,13 @@ def command(
     )
     if student:
         console.print(_student_line(student))
+        if rank := (student.get("committee") or {}).get("ranking"):
+            from pfd.students.committee import ranking_line
+
+            n = len(student["committee"]["members"])
+            console.print(
+                f"committee of {n}: {ranking_line(rank, 'held-out teacher frames')}"
+            )
         if student.get("active"):
             from pfd.students.active import active_lines
 

@@ -42,7 +42,7 @@ def command(
 ) -> None:
     import json
 
-    from pfd.analysis.errors import evaluate_by_subset
+    from pfd.analysis.errors import errors_by_group, errors_of, predict
     from pfd.calculators import load_calculator
     from pfd.errors import PFDError
 
@@ -53,18 +53,19 @@ def command(
     symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
     calc = load_calculator(model, threads=threads, type_map=symbols, backend=backend)
     path = Path(model) if Path(model).exists() else model
-    result = evaluate_by_subset(frames, calc)
+    predictions = predict(frames, calc)
+    result = {"all": errors_of(predictions), **errors_by_group(frames, predictions)}
     payload = {"model": str(path), "data": str(data)} | {
         k: v.as_dict() for k, v in result.items()
     }
     devs = None
     if group is not None:
-        devs, payload["committee"] = _deviation(group, frames, threads)
+        devs, payload["committee"] = _deviation(group, frames, predictions, threads)
     if output:
         output.write_text(json.dumps(payload, indent=2))
     _print_table(f"{Path(model).name} on {data.name}", result, devs)
     if group is not None:
-        _say_committee(group)
+        _say_committee(group, payload["committee"]["ranking"], data.name)
     if output:
         typer.echo(f"errors written to {output}")
 
@@ -94,18 +95,23 @@ def _committee(model: str, extra: list[Path]):
     return model, found
 
 
-def _deviation(committee, frames: list, threads: int):
-    """Per-subset summaries of the committee's deviation, and its JSON record."""
-    from pfd.students.committee import by_subset, deviation
+def _deviation(committee, frames: list, predictions: list, threads: int):
+    """Per-subset summaries of the committee's deviation, and its JSON record
+    (with how well it ranks the model's errors on these frames)."""
+    from pfd.analysis.errors import max_force_errors
+    from pfd.students.committee import by_subset, deviation, ranking
 
     dev = deviation(committee.members, frames, threads=threads)
     summary = by_subset(frames, dev.max_force_eV_A, committee.threshold_eV_A)
+    errors = max_force_errors(predictions)
     record = {
         "members": [str(m) for m in committee.members],
         "threshold_eV_A": committee.threshold_eV_A,
         "threshold_from": committee.threshold_from,
         "max_force_deviation_eV_A": dev.max_force_eV_A.tolist(),
         "energy_deviation_eV_atom": dev.energy_eV_atom.tolist(),
+        "max_force_error_eV_A": errors.tolist(),
+        "ranking": ranking(dev.max_force_eV_A, errors),
     }
     return summary, record | {"by_subset": {k: v.as_dict() for k, v in summary.items()}}
 
@@ -149,7 +155,9 @@ def _print_table(title: str, result: dict, devs: dict | None) -> None:
     Console().print(table)
 
 
-def _say_committee(committee) -> None:
+def _say_committee(committee, rank: dict, data: str) -> None:
+    from pfd.students.committee import ranking_line
+
     names = ", ".join(Path(m).name for m in committee.members)
     typer.echo(
         f"committee of {len(committee.members)} ({names}): max force deviation per "
@@ -160,6 +168,9 @@ def _say_committee(committee) -> None:
             f"flagged: frames above {committee.threshold_eV_A:.3f} eV/Å "
             f"({committee.threshold_from})"
         )
+    typer.echo(ranking_line(rank, f"frames of {data}", of="the model's"))
+    if committee.ranking:  # as distillation measured it
+        typer.echo(ranking_line(committee.ranking, "held-out teacher frames"))
 
 
 def _labelled_frames(data: Path) -> list:

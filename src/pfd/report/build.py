@@ -214,6 +214,12 @@ def _say_flagged(book: Book) -> None:
         f"{len(flagged)} of {len(found['analyses'])} analyses"
         + (f": {', '.join(flagged)}" if flagged else "")
     )
+    if (found.get("ranking") or {}).get("weak"):
+        from pfd.students.committee import ranking_line
+
+        book.report.info(
+            f"report: {ranking_line(found['ranking'], 'held-out teacher frames')}"
+        )
 
 
 def _inputs(config: RunConfig) -> list[tuple[Atoms, Any]]:

@@ -33,7 +33,10 @@ def committee_key(committee: Committee | None) -> list[str] | None:
     """What the section's numbers depend on besides the report's models."""
     if committee is None:
         return None
-    return [file_digest(m) for m in committee.members] + [str(committee.threshold_eV_A)]
+    return [file_digest(m) for m in committee.members] + [
+        str(committee.threshold_eV_A),
+        str(committee.ranking),
+    ]
 
 
 def visited(
@@ -87,5 +90,6 @@ def extrapolation_section(
         "members": [getattr(m, "name", str(m)) for m in committee.members],
         "threshold_eV_A": committee.threshold_eV_A,
         "threshold_from": committee.threshold_from,
+        "ranking": committee.ranking,
         "analyses": rows,
     }

@@ -44,6 +44,10 @@ THRESHOLD_FACTOR = 2.0
 THRESHOLD_PERCENTILE = 95.0
 #: members 2..N are shipped as ``member_K.pb`` beside the student
 MEMBER = "member_"
+#: :func:`ranking` compares this share of frames at the top of each order
+TOP_SHARE = 0.2
+#: below this rank correlation the deviation is said to be a weak error estimate
+WEAK_SPEARMAN = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Committee:
     members: list[Path]
     threshold_eV_A: float | None = None
     threshold_from: str = ""
+    ranking: dict[str, Any] | None = None  # of :func:`ranking`, on held-out frames
 
 
 # --- deviation -------------------------------------------------------------------
@@ -208,6 +213,58 @@ def by_subset(
     return out
 
 
+def ranking(
+    max_force_eV_A: np.ndarray, error_eV_A: np.ndarray, top: float = TOP_SHARE
+) -> dict[str, Any]:
+    """How well a committee's deviation ranks a student's errors over frames.
+
+    Spearman's rank correlation of the max force deviation with ``error_eV_A``
+    (per frame, e.g. :func:`pfd.analysis.errors.max_force_errors`), and, of the
+    ``top`` share of frames by error, how many are also in that share by
+    deviation (``top_shared`` of ``top_n``); ``weak`` when the correlation is
+    below :data:`WEAK_SPEARMAN`: a frame under the threshold is then not shown
+    to be right.
+    """
+    from scipy.stats import spearmanr
+
+    dev = np.asarray(max_force_eV_A, dtype=float)
+    err = np.asarray(error_eV_A, dtype=float)
+    if dev.shape != err.shape or dev.ndim != 1:
+        raise ValueError(f"one deviation per error: {dev.shape} vs {err.shape}")
+    n = max(1, round(top * len(dev)))
+    by_dev = set(np.argsort(-dev, kind="stable")[:n].tolist())
+    by_err = set(np.argsort(-err, kind="stable")[:n].tolist())
+    ranked = len(dev) > 2 and np.ptp(dev) > 0 and np.ptp(err) > 0  # else undefined
+    rho = float(spearmanr(dev, err).statistic) if ranked else float("nan")
+    rho_or_none = None if np.isnan(rho) else rho
+    return {
+        "n_frames": len(dev),
+        "spearman": rho_or_none,
+        "top_share": top,
+        "top_n": n,
+        "top_shared": len(by_dev & by_err),
+        "weak": rho_or_none is None or rho_or_none < WEAK_SPEARMAN,
+    }
+
+
+def ranking_line(rank: dict[str, Any], frames: str, of: str = "the student's") -> str:
+    """One sentence on :func:`ranking`'s result over ``frames`` (their name)."""
+    rho = rank.get("spearman")
+    line = (
+        f"the committee's deviation ranks {of} largest atomic force error "
+        f"on {rank['n_frames']} {frames} with Spearman "
+        + ("n/a" if rho is None else f"{rho:.2f}")
+        + f"; of the top {rank['top_share']:.0%} by error, {rank['top_shared']}/"
+        f"{rank['top_n']} are in the top {rank['top_share']:.0%} by deviation"
+    )
+    if rank.get("weak"):
+        line += (
+            ": WEAK, a frame below the threshold is not shown to be right (train "
+            "the members longer: distill.committee_steps)"
+        )
+    return line
+
+
 def default_threshold(held_out_max_force_eV_A: np.ndarray) -> float:
     """2x the 95th percentile of the max force deviation on training-like frames."""
     held = np.asarray(held_out_max_force_eV_A, dtype=float)
@@ -273,8 +330,14 @@ def build_committee(
 def committee_record(
     members: list[Path], held_out: list[Atoms], cfg: DistillConfig, report: Reporter
 ) -> dict[str, Any]:
-    """The committee's deviation on held-out teacher frames and its threshold."""
+    """The committee's deviation on held-out teacher frames, its threshold, and
+    how well it ranks the shipped student's errors there (:func:`ranking`)."""
+    from pfd.analysis.errors import max_force_errors, predict
+    from pfd.calculators import load_calculator
+
     dev = committee_deviation(members, held_out)
+    errors = max_force_errors(predict(held_out, load_calculator(members[0])))
+    rank = ranking(dev, errors)
     threshold, source = cfg.deviation_threshold_eV_A, "distill.deviation_threshold_eV_A"
     if threshold is None:
         threshold = default_threshold(dev)
@@ -289,10 +352,12 @@ def committee_record(
         f"{np.percentile(dev, THRESHOLD_PERCENTILE):.3f} eV/Å; frames above "
         f"{threshold:.3f} eV/Å are flagged"
     )
+    report.info(ranking_line(rank, "held-out teacher frames"))
     return {
         "members": [str(m) for m in members],
         "steps": cfg.committee_steps or cfg.student.steps,
         "held_out": summarize(dev).as_dict(),
+        "ranking": rank,
         "threshold_eV_A": threshold,
         "threshold_from": source,
     }
@@ -313,6 +378,7 @@ def recorded_committee(run_dir: str | Path) -> Committee | None:
         [layout.resolve(m) for m in record["members"]],
         record.get("threshold_eV_A"),
         record.get("threshold_from", ""),
+        record.get("ranking"),
     )
 
 
