@@ -102,7 +102,13 @@ def evaluate_by_subset(
     frames: list[Atoms], model: CalculatorSource
 ) -> dict[str, Errors]:
     """Errors overall (key ``all``) and per group of :func:`errors_by_group`."""
-    predictions = predict(frames, model)
+    return errors_by_subset_of(frames, predict(frames, model))
+
+
+def errors_by_subset_of(
+    frames: list[Atoms], predictions: list[Prediction]
+) -> dict[str, Errors]:
+    """:func:`evaluate_by_subset` of predictions already made."""
     return {"all": errors_of(predictions), **errors_by_group(frames, predictions)}
 
 

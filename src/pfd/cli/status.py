@@ -79,9 +79,7 @@ def command(
             from pfd.students.committee import ranking_line
 
             n = len(student["committee"]["members"])
-            console.print(
-                f"committee of {n}: {ranking_line(rank, 'held-out teacher frames')}"
-            )
+            console.print(f"committee of {n}: {ranking_line(rank)}")
         if student.get("active"):
             from pfd.students.active import active_lines
 

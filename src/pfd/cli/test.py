@@ -42,7 +42,7 @@ def command(
 ) -> None:
     import json
 
-    from pfd.analysis.errors import errors_by_group, errors_of, predict
+    from pfd.analysis.errors import errors_by_subset_of, predict
     from pfd.calculators import load_calculator
     from pfd.errors import PFDError
 
@@ -54,7 +54,7 @@ def command(
     calc = load_calculator(model, threads=threads, type_map=symbols, backend=backend)
     path = Path(model) if Path(model).exists() else model
     predictions = predict(frames, calc)
-    result = {"all": errors_of(predictions), **errors_by_group(frames, predictions)}
+    result = errors_by_subset_of(frames, predictions)
     payload = {"model": str(path), "data": str(data)} | {
         k: v.as_dict() for k, v in result.items()
     }
@@ -170,7 +170,7 @@ def _say_committee(committee, rank: dict, data: str) -> None:
         )
     typer.echo(ranking_line(rank, f"frames of {data}", of="the model's"))
     if committee.ranking:  # as distillation measured it
-        typer.echo(ranking_line(committee.ranking, "held-out teacher frames"))
+        typer.echo(ranking_line(committee.ranking))
 
 
 def _labelled_frames(data: Path) -> list:

@@ -217,9 +217,7 @@ def _say_flagged(book: Book) -> None:
     if (found.get("ranking") or {}).get("weak"):
         from pfd.students.committee import ranking_line
 
-        book.report.info(
-            f"report: {ranking_line(found['ranking'], 'held-out teacher frames')}"
-        )
+        book.report.info(f"report: {ranking_line(found['ranking'])}")
 
 
 def _inputs(config: RunConfig) -> list[tuple[Atoms, Any]]:

@@ -247,8 +247,13 @@ def ranking(
     }
 
 
-def ranking_line(rank: dict[str, Any], frames: str, of: str = "the student's") -> str:
-    """One sentence on :func:`ranking`'s result over ``frames`` (their name)."""
+def ranking_line(
+    rank: dict[str, Any],
+    frames: str = "held-out teacher frames",
+    of: str = "the student's",
+) -> str:
+    """One sentence on :func:`ranking`'s result over ``frames`` (their name; by
+    default those distillation records it on)."""
     rho = rank.get("spearman")
     line = (
         f"the committee's deviation ranks {of} largest atomic force error "
@@ -352,7 +357,7 @@ def committee_record(
         f"{np.percentile(dev, THRESHOLD_PERCENTILE):.3f} eV/Å; frames above "
         f"{threshold:.3f} eV/Å are flagged"
     )
-    report.info(ranking_line(rank, "held-out teacher frames"))
+    report.info(ranking_line(rank))
     return {
         "members": [str(m) for m in members],
         "steps": cfg.committee_steps or cfg.student.steps,
